@@ -1,0 +1,1 @@
+"""The engine: data, models, training, checkpoints, analysis. Never imports Qt."""
