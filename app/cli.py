@@ -1,0 +1,233 @@
+"""Headless command line: the same core as the window, no Qt.
+
+    python main.py train --data digits --model vae --out runs/digits-vae
+    python main.py evaluate runs/digits-vae --json
+    python main.py models | datasets
+
+Flags are generated from the config dataclasses (app/core/config.py), so the CLI, the window's
+training form and model.json always agree. Every app error is printed as one line and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from typing import Sequence
+
+from app.core.config import DataConfig, ModelConfig, TrainConfig, parse_int_tuple
+from app.core.errors import LatentExplorerError
+
+# Field names whose flag differs from --field-name, for the short forms the README uses.
+FLAG_NAMES = {"spec": "--data", "kind": "--model"}
+
+
+def _flag(name: str) -> str:
+    return FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    group = parser.add_argument_group(title)
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        kwargs = {"dest": f"{cls.__name__}.{f.name}", "default": None, "help": f"{meta['help']} (default: "
+                  f"{','.join(map(str, default)) if isinstance(default, tuple) else default})"}
+        if isinstance(default, tuple):
+            kwargs["type"] = str
+            kwargs["metavar"] = "N,N"
+        elif isinstance(default, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = type(default)
+            if meta.get("choices"):
+                kwargs["choices"] = meta["choices"]
+        group.add_argument(_flag(f.name), **kwargs)
+
+
+def config_from_args(args: argparse.Namespace, cls: type, **overrides):
+    values = {}
+    for f in dataclasses.fields(cls):
+        value = getattr(args, f"{cls.__name__}.{f.name}", None)
+        if value is None:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if isinstance(default, tuple):
+            value = parse_int_tuple(value, _flag(f.name))
+        values[f.name] = value
+    values.update(overrides)
+    return cls(**values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="latent-explorer", description="Train autoencoders and explore their latent space. "
+                                     "Run with no command to open the window.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a model and write a run directory")
+    train.add_argument("--out", required=True, help="run directory to write (created if missing)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(train, DataConfig, "data")
+    add_config_flags(train, ModelConfig, "model")
+    add_config_flags(train, TrainConfig, "training")
+
+    evaluate = sub.add_parser("evaluate", help="measure a trained run on data")
+    evaluate.add_argument("run_dir", help="run directory written by train or by the window")
+    evaluate.add_argument("--data", help="data SPEC (default: the run's own training data)")
+    evaluate.add_argument("--limit", type=int, default=0, help="use at most this many samples")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--projections", action="store_true",
+                          help="also compute PCA/UMAP/t-SNE and report their trustworthiness (slow)")
+    evaluate.add_argument("--anomaly-classes", default="",
+                          help="comma-separated labels treated as anomalies: reports ROC AUC of the model and of PCA")
+
+    export = sub.add_parser("export", help="write latent codes, anomaly scores or a traversal grid headless")
+    export.add_argument("run_dir")
+    export.add_argument("--data", help="data SPEC (default: the run's own training data)")
+    export.add_argument("--limit", type=int, default=0, help="use at most this many samples")
+    export.add_argument("--latents", help="CSV of codes z0..z{K-1}, then label and factor_<name> columns")
+    export.add_argument("--scores", help="CSV of anomaly scores: index,score,label,flagged")
+    export.add_argument("--percentile", type=float, default=95.0, help="flag scores above this percentile (scores CSV)")
+    export.add_argument("--traversal", help="PNG of the latent traversal grid (image models)")
+
+    sub.add_parser("models", help="list the model kinds")
+    sub.add_parser("datasets", help="list the built-in data sets and the file kinds")
+    tour = sub.add_parser("tour", help="open the window offscreen, train briefly, write one screenshot per view")
+    tour.add_argument("--out", required=True, help="folder for the PNG files")
+    return parser
+
+
+def cmd_train(args) -> int:
+    from app.core.checkpoint import epoch_row, save_run
+    from app.core.session import data_info, prepare_training
+    from app.core.trainer import EpochResult, TrainFinished, TrainProgress
+
+    data_cfg = config_from_args(args, DataConfig)
+    model_cfg = config_from_args(args, ModelConfig)
+    train_cfg = config_from_args(args, TrainConfig)
+    prepared = prepare_training(data_cfg, model_cfg, train_cfg)
+    from app.core.models import model_warnings
+    for warning in model_warnings(model_cfg, prepared.data.sample_shape):
+        print(f"warning: {warning}", file=sys.stderr)
+    for skipped in prepared.data.skipped[:10]:
+        print(f"skipped: {skipped}", file=sys.stderr)
+    trainer = prepared.trainer
+    print(f"{prepared.data.summary()}\ntraining {model_cfg.kind} ({sum(p.numel() for p in prepared.model.parameters()):,} "
+          f"parameters) on {trainer.device_name}: {len(prepared.train_idx):,} train / {len(prepared.val_idx):,} validation",
+          file=sys.stderr)
+    bar = None
+    finished = None
+    try:
+        from tqdm import tqdm
+        for event in trainer.run():
+            if isinstance(event, TrainProgress):
+                if bar is None and not args.quiet:
+                    bar = tqdm(total=event.steps_per_epoch, desc=f"epoch {event.epoch}/{event.epochs}",
+                               unit="step", leave=False, file=sys.stderr)
+                if bar is not None:
+                    bar.n = event.step_in_epoch
+                    bar.set_postfix(loss=f"{event.parts.get('total', math.nan):.4g}",
+                                    samples_s=f"{event.samples_per_second:,.0f}", refresh=False)
+                    bar.refresh()
+            elif isinstance(event, EpochResult):
+                if bar is not None:
+                    bar.close()
+                    bar = None
+                val = "" if event.val_loss is None else f"  val {event.val_loss:.4f}"
+                print(f"epoch {event.epoch:>3}/{train_cfg.epochs}  train {event.train_loss:.4f}{val}  "
+                      f"({event.seconds:.2f} s, {event.samples_per_second:,.0f} samples/s)", file=sys.stderr)
+            elif isinstance(event, TrainFinished):
+                finished = event
+    except KeyboardInterrupt:
+        print("interrupted: saving the model trained so far", file=sys.stderr)
+    finally:
+        if bar is not None:
+            bar.close()
+    history = trainer.history
+    metrics = {}
+    if history:
+        metrics = {k: v for k, v in epoch_row(history[-1]).items()}
+        metrics["best_epoch"] = trainer.best_epoch
+    if finished is not None:
+        metrics["finished"] = finished.reason
+    save_run(args.out, prepared.model, data_cfg=data_cfg, train_cfg=train_cfg, modality=prepared.data.modality,
+             data_info=data_info(prepared.data), history=history, metrics=metrics)
+    if finished is not None and not finished.ok:
+        print(f"error: {finished.message}. The run directory {args.out} holds the last good weights.", file=sys.stderr)
+        return 1
+    print(f"saved {args.out}" + (f" ({finished.message})" if finished else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from app.core.evaluation import evaluate_run
+
+    report = evaluate_run(args.run_dir, spec=args.data, limit=args.limit, projections=args.projections,
+                          anomaly_classes=args.anomaly_classes)
+    if args.json:
+        print(json.dumps(report, default=float))
+    else:
+        for key, value in report.items():
+            print(f"{key:28} {value}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from app.core.evaluation import export_run
+
+    if not (args.latents or args.scores or args.traversal):
+        print("error: nothing to export: give --latents FILE.csv, --scores FILE.csv and/or --traversal FILE.png",
+              file=sys.stderr)
+        return 2
+    written = export_run(args.run_dir, spec=args.data, limit=args.limit, latents=args.latents, scores=args.scores,
+                         traversal=args.traversal, percentile=args.percentile)
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_models(_args) -> int:
+    from app.core.models import MODEL_KINDS_HELP
+    for kind, text in MODEL_KINDS_HELP.items():
+        print(f"{kind:12} {text}")
+    return 0
+
+
+def cmd_datasets(_args) -> int:
+    from app.core.data import BUILTIN_DATASETS, describe_spec_kinds
+    for name, text in BUILTIN_DATASETS.items():
+        print(f"{name:12} {text}")
+    for line in describe_spec_kinds():
+        print(line)
+    return 0
+
+
+def cmd_tour(args) -> int:
+    from app.gui.tour import run_tour  # the only command that needs Qt
+    return run_tour(args.out)
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "models": cmd_models,
+            "datasets": cmd_datasets, "tour": cmd_tour}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except LatentExplorerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""app.core must never import Qt: checked in a fresh interpreter so nothing else hides it."""
+
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import app.core
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def core_modules() -> list[str]:
+    return [m.name for m in pkgutil.walk_packages(app.core.__path__, prefix="app.core.")]
+
+
+def test_core_never_imports_qt():
+    modules = core_modules()
+    assert len(modules) > 10
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'shiboken6', 'superqt', 'qtpy'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"app.core pulled in Qt modules: {out.stdout}"
+
+
+def test_cli_never_imports_qt():
+    code = "import sys, app.cli\nprint(','.join(m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph'))))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
+
+
+def test_no_unpickling_anywhere_in_app():
+    """Loading never unpickles: no torch.load, pickle or allow_pickle=True in the app's code."""
+    offenders = []
+    for path in (ROOT / "app").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        for needle in ("torch.load(", "import pickle", "pickle.load", "allow_pickle=True", "cloudpickle"):
+            if needle in text:
+                offenders.append(f"{path.relative_to(ROOT)}: {needle}")
+    assert not offenders, offenders
