@@ -1,0 +1,81 @@
+"""Anomaly scores: thresholds, top-k, AUC/AP against known answers, class parsing, normal-only split."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from app.core.analysis.anomaly import (anomaly_mask, anomaly_scores, compare_detection, detection_metrics,
+                                       normal_only_split, parse_classes, threshold_scores, top_k)
+from app.core.data.dataset import Dataset
+from app.core.errors import ConfigError, DataError
+
+
+def test_perfect_score_has_auc_one_and_random_score_about_half():
+    rng = np.random.default_rng(0)
+    is_anomaly = rng.random(4000) < 0.1
+    perfect = detection_metrics(is_anomaly.astype(float) + 0.01 * rng.random(4000), is_anomaly)
+    assert perfect == {"auc": pytest.approx(1.0), "average_precision": pytest.approx(1.0)}
+    random = detection_metrics(rng.random(4000), is_anomaly)
+    assert abs(random["auc"] - 0.5) < 0.05
+    assert abs(random["average_precision"] - is_anomaly.mean()) < 0.05
+    assert detection_metrics(rng.random(10), np.zeros(10, bool)) == {"auc": None, "average_precision": None}
+
+
+def test_percentile_threshold_flags_the_expected_count():
+    scores = np.random.default_rng(1).permutation(1000).astype(float)
+    for percentile, count in [(95, 50), (99, 10), (50, 500), (100, 0), (0, 1000)]:
+        result = threshold_scores(scores, percentile=percentile)
+        assert result.count == count, percentile
+    by_value = threshold_scores(scores, value=989.5)
+    assert by_value.count == 10 and by_value.percentile == pytest.approx(99.0)
+    with pytest.raises(ConfigError):
+        threshold_scores(scores)
+
+
+def test_top_k_is_highest_first():
+    scores = np.array([0.1, 5.0, 3.0, 9.0, 0.2])
+    assert list(top_k(scores, 3)) == [3, 1, 2]
+    assert len(top_k(scores, 99)) == 5
+
+
+def test_scores_from_encoded_data():
+    encoded = SimpleNamespace(errors=np.array([1.0, 2.0]), neg_elbo=None)
+    assert list(anomaly_scores(encoded)) == [1.0, 2.0]
+    with pytest.raises(ConfigError):
+        anomaly_scores(encoded, "neg_elbo")
+
+
+def labelled(n=100):
+    y = np.arange(n) % 10
+    return Dataset(name="t", spec="t", x=np.zeros((n, 3), np.float32), modality="tabular", y=y.astype(np.int64),
+                   label_names=[f"c{i}" for i in range(10)])
+
+
+def test_classes_parse_by_value_or_name():
+    data = labelled()
+    assert parse_classes("9", data) == [9]
+    assert parse_classes("c8, 9", data) == [8, 9]
+    with pytest.raises(ConfigError):
+        parse_classes("banana", data)
+    with pytest.raises(ConfigError):
+        parse_classes("42", data)
+    with pytest.raises(DataError):
+        parse_classes("1", Dataset(name="u", spec="u", x=np.zeros((3, 2), np.float32), modality="tabular"))
+
+
+def test_normal_only_split_removes_anomalies_from_training_only():
+    data = labelled(200)
+    train_idx, val_idx = normal_only_split(data, [9], 0.25, 0)
+    assert not np.isin(data.y[train_idx], [9]).any()
+    assert np.isin(data.y[val_idx], [9]).any()
+    assert len(np.intersect1d(train_idx, val_idx)) == 0
+
+
+def test_compare_detection_reports_model_and_pca_side_by_side():
+    is_anomaly = np.arange(100) >= 90
+    out = compare_detection({"reconstruction": is_anomaly * 1.0, "neg_elbo": -1.0 * is_anomaly},
+                            np.zeros(100) + np.arange(100), anomaly_mask(np.arange(100), list(range(90, 100))))
+    assert out["anomaly_auc"] == pytest.approx(1.0) and out["anomaly_auc_neg_elbo"] == pytest.approx(0.0)
+    assert out["pca_anomaly_auc"] == pytest.approx(1.0)
+    assert out["pca_anomaly_average_precision"] == pytest.approx(1.0)
