@@ -55,7 +55,7 @@ def display_image(image: np.ndarray) -> np.ndarray:
     """One (C, H, W) data-space image -> (H, W) grey or (H, W, 3) colour in [0, 1], for a live view.
 
     Two-channel images get an empty third channel so they can still be shown as colour."""
-    image = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+    image = np.nan_to_num(np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0), nan=0.0)
     if image.ndim != 3:
         raise ValueError(f"expected one (C, H, W) image, got shape {image.shape}")
     if image.shape[0] == 1:
@@ -72,5 +72,5 @@ def grid_mosaic(images: np.ndarray, pad: int = 1, background: float = 1.0) -> np
     flat = images.reshape(r * s, *images.shape[2:])
     if flat.shape[1] == 2:
         flat = np.concatenate([flat, np.zeros_like(flat[:, :1])], axis=1)
-    shown = to_display(flat)
+    shown = np.nan_to_num(to_display(flat), nan=0.0)   # a diverged model's NaNs show as black, not garbage
     return tile(shown.reshape(r, s, *shown.shape[1:]), pad=pad, background=background)

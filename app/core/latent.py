@@ -84,7 +84,8 @@ def prior_samples(model, n: int = 64, seed: int = 0) -> np.ndarray:
     return decode(model, z)
 
 
-def code_scale(latent_dim: int, variational: bool, stats: DimensionStats | None = None) -> tuple[np.ndarray, np.ndarray]:
+def code_scale(latent_dim: int, variational: bool,
+               stats: DimensionStats | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(centre, scale) per dimension, each (K,): where a dimension's useful values lie.
 
     VAE kinds: the prior N(0, 1). Deterministic kinds have no prior, so the codes' own mean and
