@@ -1,0 +1,237 @@
+"""A mosaic of small images shown as one pyqtgraph ImageItem, with row/column labels, a tooltip per
+cell, and export as PNG at a chosen scale (the pixels) or as SVG (the labelled figure).
+
+One ImageItem for the whole grid keeps drawing cheap however many cells there are; the labels are
+axis ticks, so they stay readable at any zoom. `show_display` is the hot path for a single live
+image (the traversal slider): it only hands the new array to the ImageItem, with fixed levels so
+pyqtgraph does not scan the data for its range.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFontMetrics
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QSpinBox, QStackedWidget, QToolButton, QVBoxLayout,
+                               QWidget)
+
+from app.core.imaging import grid_mosaic
+from app.gui.export import ask_save_path, export_image, export_plot
+
+CellTooltip = Callable[[int, int], str]   # (row, column) -> text
+
+
+def cell_centres(count: int, size: int, pad: int) -> np.ndarray:
+    """Centre coordinate of each of `count` cells of `size` pixels separated by `pad` pixels."""
+    return pad + np.arange(count) * (size + pad) + size / 2.0
+
+
+def cell_at(coordinate: float, count: int, size: int, pad: int) -> int:
+    """Which cell a mosaic coordinate falls in, or -1 on the padding / outside."""
+    if coordinate < pad:
+        return -1
+    index, offset = divmod(coordinate - pad, size + pad)
+    return int(index) if index < count and offset < size else -1
+
+
+class ImageGrid(QWidget):
+    """Shows a grid of data-space images (or one display image) with a message when there is none."""
+
+    exported = Signal(str)        # a file was written at this path
+    exportFailed = Signal(str)    # a readable message: the write failed
+
+    def __init__(self, parent: QWidget | None = None, *, export_name: str = "grid.png", scale: int = 4,
+                 pad: int = 1, background: float = 0.5, toolbar: bool = True):
+        super().__init__(parent)
+        self.export_name = export_name
+        self.pad = pad
+        self.background = background   # grey lines between cells: visible against dark and light images
+        self._mosaic: np.ndarray | None = None
+        self._grid_shape = (0, 0)           # rows, columns of the current grid
+        self._cell_size = (0, 0)            # height, width of one cell in pixels
+        self._cell_pad = pad
+        self._cell_tooltip: CellTooltip | None = None
+        self._row_tooltips: list[str] | None = None
+        self.row_labels: list[str] = []      # shown beside the rows / under the columns
+        self.col_labels: list[str] = []
+
+        self.caption = QLabel()
+        self.caption.setWordWrap(True)
+        self.scale_box = QSpinBox()
+        self.scale_box.setRange(1, 16)
+        self.scale_box.setValue(scale)
+        self.scale_box.setPrefix("×")
+        self.scale_box.setToolTip("Each image pixel becomes this many pixels in the exported PNG")
+        self.png_button = QToolButton(text="PNG…")
+        self.png_button.setToolTip("Export the grid's pixels as a PNG, enlarged by the scale on the left")
+        self.png_button.clicked.connect(self._ask_export_png)
+        self.svg_button = QToolButton(text="SVG…")
+        self.svg_button.setToolTip("Export the figure with its labels as SVG")
+        self.svg_button.clicked.connect(self._ask_export_svg)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(0, 0, 0, 0)
+        bar.addWidget(self.caption, 1)
+        for w in (QLabel("Scale"), self.scale_box, self.png_button, self.svg_button):
+            bar.addWidget(w)
+
+        self.message = QLabel()
+        self.message.setAlignment(Qt.AlignCenter)
+        self.message.setWordWrap(True)
+        self.message.setMargin(12)
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.plot = self.graphics.addPlot()
+        self.plot.setAspectLocked(True)
+        self.plot.invertY(True)
+        self.plot.hideButtons()
+        self.plot.setMenuEnabled(False, enableViewBoxMenu=True)
+        self.plot.setDefaultPadding(0.0)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image_item)
+        for name in ("left", "bottom"):
+            self.plot.getAxis(name).setStyle(tickLength=0)
+            self.plot.showAxis(name, False)
+        self.graphics.scene().sigMouseMoved.connect(self._update_tooltip)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.message)
+        self.stack.addWidget(self.graphics)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        bar_widget = QWidget()
+        bar_widget.setLayout(bar)
+        bar_widget.setVisible(toolbar)
+        layout.addWidget(bar_widget)
+        layout.addWidget(self.stack, 1)
+        self.show_message("Nothing to show yet.")
+
+    # --- content ------------------------------------------------------------------------------
+    @property
+    def mosaic(self) -> np.ndarray | None:
+        """The display array shown now ((H, W) or (H, W, 3) in [0, 1]), None while a message shows."""
+        return self._mosaic
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        return self._grid_shape
+
+    def show_message(self, text: str) -> None:
+        self._mosaic = None
+        self._grid_shape = (0, 0)
+        self.row_labels, self.col_labels = [], []
+        self.message.setText(text)
+        self.stack.setCurrentWidget(self.message)
+        self._set_exportable(False)
+
+    def set_grid(self, images: np.ndarray, row_labels: list[str] | None = None,
+                 col_labels: list[str] | None = None, cell_tooltip: CellTooltip | None = None,
+                 row_tooltips: list[str] | None = None) -> None:
+        """images: (R, S, C, H, W) in data space; labels are drawn as axis ticks beside the rows/columns."""
+        images = np.asarray(images)
+        rows, cols, h, w = images.shape[0], images.shape[1], images.shape[-2], images.shape[-1]
+        mosaic = grid_mosaic(images, pad=self.pad, background=self.background)
+        self._cell_tooltip = cell_tooltip
+        self._row_tooltips = row_tooltips
+        self._show(mosaic, (rows, cols), (h, w))
+        self.row_labels, self.col_labels = list(row_labels or []), list(col_labels or [])
+        self._set_ticks("left", row_labels, cell_centres(rows, h, self.pad))
+        self._set_ticks("bottom", col_labels, cell_centres(cols, w, self.pad))
+
+    def show_display(self, display: np.ndarray) -> None:
+        """The hot path: one display image ((H, W) or (H, W, 3) in [0, 1]) replaces the current one.
+        Only the ImageItem's data changes; labels and view range are kept when the size is the same."""
+        if self._grid_shape != (1, 1) or self._cell_size != display.shape[:2]:
+            self._cell_tooltip = None
+            self._row_tooltips = None
+            self._show(display, (1, 1), display.shape[:2], pad=0)
+            self.row_labels, self.col_labels = [], []
+            self._set_ticks("left", None, [])
+            self._set_ticks("bottom", None, [])
+            return
+        self._mosaic = display
+        self.image_item.setImage(display, autoLevels=False, levels=(0.0, 1.0))
+
+    def _show(self, mosaic: np.ndarray, grid: tuple[int, int], cell: tuple[int, int], pad: int | None = None) -> None:
+        resized = self._mosaic is None or self._mosaic.shape[:2] != mosaic.shape[:2]
+        self._mosaic = mosaic
+        self._grid_shape = grid
+        self._cell_size = tuple(cell)
+        self._cell_pad = self.pad if pad is None else pad
+        self.image_item.setImage(mosaic, autoLevels=False, levels=(0.0, 1.0))
+        if self.stack.currentWidget() is not self.graphics:
+            self.stack.setCurrentWidget(self.graphics)
+            resized = True
+        if resized:
+            self.plot.autoRange(padding=0.0)
+        self._set_exportable(True)
+
+    def _set_ticks(self, axis_name: str, labels: list[str] | None, positions) -> None:
+        axis = self.plot.getAxis(axis_name)
+        if not labels:
+            self.plot.showAxis(axis_name, False)
+            return
+        axis.setTicks([list(zip((float(p) for p in positions), labels)), []])
+        if axis_name == "left":
+            # Reserve the labels' width now: pyqtgraph widens an axis only after a first paint that
+            # clipped the labels, which leaves the first picture (and a quick export) unlabelled.
+            metrics = QFontMetrics(axis.style.get("tickFont") or self.font())
+            axis.setWidth(max(metrics.horizontalAdvance(label) for label in labels) + 12)
+        self.plot.showAxis(axis_name, True)
+
+    def set_caption(self, text: str) -> None:
+        self.caption.setText(text)
+
+    # --- tooltips -----------------------------------------------------------------------------
+    def _update_tooltip(self, scene_pos) -> None:
+        if self._mosaic is None or (self._cell_tooltip is None and not self._row_tooltips):
+            return
+        point = self.plot.vb.mapSceneToView(scene_pos)
+        (rows, cols), (h, w) = self._grid_shape, self._cell_size
+        row = cell_at(point.y(), rows, h, self._cell_pad)
+        col = cell_at(point.x(), cols, w, self._cell_pad)
+        text = ""
+        if row >= 0 and col >= 0 and self._cell_tooltip is not None:
+            text = self._cell_tooltip(row, col)
+        elif row >= 0 and self._row_tooltips and point.x() < 0:
+            text = self._row_tooltips[row]
+        if text != self.graphics.toolTip():
+            self.graphics.setToolTip(text)
+
+    # --- export -------------------------------------------------------------------------------
+    def _set_exportable(self, enabled: bool) -> None:
+        self.png_button.setEnabled(enabled)
+        self.svg_button.setEnabled(enabled)
+        self.scale_box.setEnabled(enabled)
+
+    def export_png(self, path: str, scale: int | None = None) -> None:
+        """The mosaic's pixels, each enlarged `scale` times (the spin box's value by default)."""
+        if self._mosaic is None:
+            raise ValueError("there is no image to export yet")
+        export_image(self._mosaic, path, self.scale_box.value() if scale is None else scale)
+
+    def export_svg(self, path: str) -> None:
+        """The labelled figure as SVG (pyqtgraph's exporter)."""
+        if self._mosaic is None:
+            raise ValueError("there is no image to export yet")
+        export_plot(self.plot, path)
+
+    def _ask_export_png(self) -> None:
+        path = ask_save_path(self, "Export PNG", self.export_name, "PNG image (*.png)")
+        if path:
+            self._export(self.export_png, path)
+
+    def _ask_export_svg(self) -> None:
+        name = self.export_name.rsplit(".", 1)[0] + ".svg"
+        path = ask_save_path(self, "Export SVG", name, "SVG figure (*.svg)")
+        if path:
+            self._export(self.export_svg, path)
+
+    def _export(self, write, path: str) -> None:
+        try:
+            write(path)
+        except (OSError, ValueError) as exc:
+            self.exportFailed.emit(f"Could not export {path}: {exc}")
+            return
+        self.exported.emit(path)

@@ -1,0 +1,127 @@
+"""The window's shared state: one QObject that every view reads and listens to.
+
+Views never talk to each other; they write here and react to these signals. That keeps the
+linked behaviour (hover in one projection highlights the sample everywhere and shows its
+reconstruction) in one place, as napari does with its layer events. A view that writes a value
+it also listens to must ignore its own echo (compare before redrawing).
+
+Everything held here is numpy or a core dataclass; no tensors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from app.core.data.dataset import Dataset
+from app.core.session import EncodedData
+from app.core.snapshot import ModelSnapshot
+
+MAX_EXPLORED_SAMPLES = 10_000   # projections/encodings use at most this many samples (seeded subset)
+
+
+class ExplorerState(QObject):
+    dataChanged = Signal()            # `data` and `view_idx` replaced (the model may no longer fit it)
+    snapshotChanged = Signal()        # `snapshot` replaced: a new epoch, a finished run, a loaded run
+    encodedChanged = Signal()         # `encoded` recomputed for data.x[view_idx] with `snapshot`
+    selectionChanged = Signal()       # `selection` (positions into view_idx) changed
+    hoverChanged = Signal(int)        # position into view_idx under the mouse, -1 for none
+    historyChanged = Signal()         # `history` (list of EpochResult or metrics rows) changed
+    reconstructionPreviewChanged = Signal()  # `preview_recon` for `preview_idx` refreshed during training
+    messageRaised = Signal(str, str)  # (level: info|warning|error, text) for the status bar / dialogs
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.data: Dataset | None = None
+        self.view_idx: np.ndarray = np.zeros(0, dtype=np.int64)   # indices into data.x that views show
+        self.preview_idx: np.ndarray = np.zeros(0, dtype=np.int64)  # a few samples for the recon grid
+        self.snapshot: ModelSnapshot | None = None
+        self.encoded: EncodedData | None = None
+        self.preview_recon: np.ndarray | None = None
+        self.selection: np.ndarray = np.zeros(0, dtype=np.int64)
+        self.hover: int = -1
+        self.history: list = []
+        self.generation = 0   # bumps whenever the model changes; stale async results are dropped
+
+    # --- writers ------------------------------------------------------------------------------
+    def set_data(self, data: Dataset, seed: int = 0) -> None:
+        self.data = data
+        rng = np.random.default_rng(seed)
+        n = data.n
+        self.view_idx = np.sort(rng.choice(n, MAX_EXPLORED_SAMPLES, replace=False)) if n > MAX_EXPLORED_SAMPLES \
+            else np.arange(n)
+        self.preview_idx = np.sort(rng.choice(n, min(16, n), replace=False))
+        self.encoded = None
+        self.preview_recon = None
+        self.selection = np.zeros(0, dtype=np.int64)
+        self.hover = -1
+        self.dataChanged.emit()
+
+    def set_snapshot(self, snapshot: ModelSnapshot | None) -> None:
+        self.snapshot = snapshot
+        self.generation = snapshot.generation if snapshot is not None else self.generation + 1
+        self.snapshotChanged.emit()
+
+    def next_generation(self) -> int:
+        """A new model is about to appear (training started, run loaded): invalidate pending work."""
+        self.generation += 1
+        return self.generation
+
+    def set_encoded(self, encoded: EncodedData | None, generation: int) -> bool:
+        """Accept an encoding only if it was made from the current model; returns whether it was."""
+        if generation != self.generation:
+            return False
+        self.encoded = encoded
+        self.encodedChanged.emit()
+        return True
+
+    def set_preview(self, recon: np.ndarray | None) -> None:
+        self.preview_recon = recon
+        self.reconstructionPreviewChanged.emit()
+
+    def set_selection(self, positions) -> None:
+        positions = np.unique(np.asarray(positions, dtype=np.int64))
+        if np.array_equal(positions, self.selection):
+            return  # block the echo: the view that selected is already showing it
+        self.selection = positions
+        self.selectionChanged.emit()
+
+    def set_hover(self, position: int) -> None:
+        if position == self.hover:
+            return
+        self.hover = int(position)
+        self.hoverChanged.emit(self.hover)
+
+    def set_history(self, history: list) -> None:
+        self.history = list(history)
+        self.historyChanged.emit()
+
+    def append_history(self, row) -> None:
+        self.history.append(row)
+        self.historyChanged.emit()
+
+    def info(self, text: str) -> None:
+        self.messageRaised.emit("info", text)
+
+    def warn(self, text: str) -> None:
+        self.messageRaised.emit("warning", text)
+
+    def error(self, text: str) -> None:
+        self.messageRaised.emit("error", text)
+
+    # --- readers ------------------------------------------------------------------------------
+    def sample(self, position: int) -> np.ndarray | None:
+        """The input behind a view position, or None."""
+        if self.data is None or not 0 <= position < len(self.view_idx):
+            return None
+        return self.data.x[self.view_idx[position]]
+
+    def labels(self) -> np.ndarray | None:
+        if self.data is None or self.data.y is None:
+            return None
+        return self.data.y[self.view_idx]
+
+    def factors(self) -> np.ndarray | None:
+        if self.data is None or self.data.factors is None:
+            return None
+        return self.data.factors[self.view_idx]

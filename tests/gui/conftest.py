@@ -1,0 +1,24 @@
+"""GUI fixtures: an isolated settings store and a guard that no test leaves threads behind."""
+
+import threading
+
+import pytest
+from PySide6.QtCore import QCoreApplication, QSettings, QThreadPool
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, qapp):
+    QCoreApplication.setOrganizationName("LatentExplorerTests")
+    QCoreApplication.setApplicationName("latent-explorer-tests")
+    QSettings.setDefaultFormat(QSettings.IniFormat)
+    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp_path / "settings"))
+    yield
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_threads(qapp):
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    assert QThreadPool.globalInstance().waitForDone(10_000), "a background job is still running after the test"
+    leftover = [t for t in threading.enumerate() if t.ident not in before and t.is_alive() and not t.daemon]
+    assert not leftover, f"test left threads running: {leftover}"
