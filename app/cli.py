@@ -18,7 +18,7 @@ import sys
 from typing import Sequence
 
 from app.core.config import DataConfig, ModelConfig, TrainConfig, parse_int_tuple
-from app.core.errors import LatentExplorerError
+from app.core.errors import CheckpointError, LatentExplorerError
 
 # Field names whose flag differs from --field-name, for the short forms the README uses.
 FLAG_NAMES = {"spec": "--data", "kind": "--model"}
@@ -117,11 +117,24 @@ def cmd_train(args) -> int:
     print(f"{prepared.data.summary()}\ntraining {model_cfg.kind} ({sum(p.numel() for p in prepared.model.parameters()):,} "
           f"parameters) on {trainer.device_name}: {len(prepared.train_idx):,} train / {len(prepared.val_idx):,} validation",
           file=sys.stderr)
+    from pathlib import Path
+
+    from app.core.autosave import Autosaver
+    autosave_errors: set[str] = set()
+
+    def autosave_failed(message: str) -> None:
+        if message not in autosave_errors:  # once per distinct reason; training goes on
+            autosave_errors.add(message)
+            print(f"warning: autosave failed, training continues: {message}", file=sys.stderr)
+
+    autosaver = Autosaver(Path(args.out) / "autosave", data_cfg=data_cfg, train_cfg=train_cfg,
+                          modality=prepared.data.modality, data_info=data_info(prepared.data), on_error=autosave_failed)
     bar = None
     finished = None
     try:
         from tqdm import tqdm
         for event in trainer.run():
+            autosaver.on_event(event, prepared.model, trainer.history)
             if isinstance(event, TrainProgress):
                 if bar is None and not args.quiet:
                     bar = tqdm(total=event.steps_per_epoch, desc=f"epoch {event.epoch}/{event.epochs}",
@@ -152,13 +165,37 @@ def cmd_train(args) -> int:
         metrics["best_epoch"] = trainer.best_epoch
     if finished is not None:
         metrics["finished"] = finished.reason
-    save_run(args.out, prepared.model, data_cfg=data_cfg, train_cfg=train_cfg, modality=prepared.data.modality,
-             data_info=data_info(prepared.data), history=history, metrics=metrics)
+    try:
+        save_run(args.out, prepared.model, data_cfg=data_cfg, train_cfg=train_cfg, modality=prepared.data.modality,
+                 data_info=data_info(prepared.data), history=history, metrics=metrics)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        _rescue(prepared, data_cfg, train_cfg, history, metrics, autosaver)
+        return 1
     if finished is not None and not finished.ok:
         print(f"error: {finished.message}. The run directory {args.out} holds the last good weights.", file=sys.stderr)
         return 1
     print(f"saved {args.out}" + (f" ({finished.message})" if finished else ""), file=sys.stderr)
     return 0
+
+
+def _rescue(prepared, data_cfg, train_cfg, history, metrics, autosaver) -> None:
+    """The final save failed (disk full, read-only folder): keep the trained model somewhere else."""
+    import time
+
+    from app.core.autosave import default_autosave_root
+    from app.core.checkpoint import save_run
+    from app.core.session import data_info
+
+    target = default_autosave_root() / f"rescued-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        save_run(target, prepared.model, data_cfg=data_cfg, train_cfg=train_cfg, modality=prepared.data.modality,
+                 data_info=data_info(prepared.data), history=history, metrics=metrics)
+        print(f"the trained model was saved to {target} instead", file=sys.stderr)
+    except CheckpointError as exc:
+        latest = autosaver.saved[-1] if autosaver.saved else None
+        where = f"; the last autosave is {latest}" if latest else ""
+        print(f"error: could not save it elsewhere either ({exc}){where}", file=sys.stderr)
 
 
 def cmd_evaluate(args) -> int:

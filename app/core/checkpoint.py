@@ -7,6 +7,9 @@
 Saving writes the weights first and model.json last, each atomically; model.json records the
 SHA-256 of the weights it describes. So a run directory either loads completely, or loading says
 plainly that it holds no finished checkpoint (an interrupted save, a file from another run).
+Saving over an existing checkpoint first keeps the old weights as a hard link,
+.model.safetensors.previous, until the new model.json is in place: a save killed between the two
+renames leaves the old model.json and the old weights, which load_run finds by their checksum.
 Loading never unpickles: model.json is parsed as JSON with size limits, every field is checked
 before the model is built, and the tensors' names, shapes and dtypes are compared with the
 freshly built model before any weight is copied.
@@ -19,6 +22,7 @@ import datetime as _dt
 import hashlib
 import io
 import json
+import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +31,7 @@ import numpy as np
 import torch
 
 import app
-from app.core.atomic import atomic_write_bytes, atomic_write_text
+from app.core.atomic import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 from app.core.config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from app.core.errors import CheckpointError, LatentExplorerError
 from app.core.models import build_model
@@ -38,6 +42,7 @@ FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 META = "model.json"
 METRICS = "metrics.csv"
+PREVIOUS_WEIGHTS = ".model.safetensors.previous"   # the last finished weights while a save is under way
 MAX_JSON_BYTES = 4 * 1024 * 1024
 MAX_INPUT_ELEMENTS = 64 * 1024 * 1024    # 64 M values per sample is far past any real image or row
 
@@ -69,6 +74,7 @@ def save_run(run_dir: str | Path, model: Autoencoder, *, data_cfg: DataConfig, t
     from safetensors.torch import save as safetensors_save  # lazy: keeps start-up light
 
     run_dir = Path(run_dir)
+    kept_previous = weights_replaced = False
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
@@ -94,14 +100,64 @@ def save_run(run_dir: str | Path, model: Autoencoder, *, data_cfg: DataConfig, t
                          "python": platform.python_version()},
             "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
+        remove_stale_temporaries(run_dir, (WEIGHTS, META, METRICS, PREVIOUS_WEIGHTS))
+        kept_previous = _keep_previous_weights(run_dir)
         atomic_write_bytes(run_dir / WEIGHTS, weights)
+        weights_replaced = True
         if history is not None:
             atomic_write_text(run_dir / METRICS, metrics_csv(history))
         atomic_write_text(run_dir / META, json.dumps(meta, indent=2, default=_json_default))
+        try:
+            os.unlink(run_dir / PREVIOUS_WEIGHTS)
+        except FileNotFoundError:
+            pass
     except OSError as exc:
+        if kept_previous and not weights_replaced and _unchanged(run_dir / WEIGHTS, run_dir / PREVIOUS_WEIGHTS):
+            try:  # the weights in place are still the finished ones: the copy is not needed
+                os.unlink(run_dir / PREVIOUS_WEIGHTS)
+            except OSError:
+                pass
         raise CheckpointError(f"could not save the run to {run_dir}: {exc.strerror or exc}; "
                               f"free some space or choose a writable folder (the previous checkpoint there is intact)") from exc
     return run_dir
+
+
+def _keep_previous_weights(run_dir: Path) -> bool:
+    """Before the weights are replaced, keep the finished ones under PREVIOUS_WEIGHTS (a hard link:
+    no copy) so that the old model.json still has its weights if this save is killed halfway.
+    If a copy is already there, an earlier save was interrupted: keep whichever of the two files
+    model.json vouches for."""
+    weights, previous = run_dir / WEIGHTS, run_dir / PREVIOUS_WEIGHTS
+    if not weights.exists():
+        return False
+    if previous.exists():
+        try:
+            vouched = json.loads((run_dir / META).read_text(encoding="utf-8"))["weights_sha256"]
+            current = hashlib.sha256(weights.read_bytes()).hexdigest()
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        if current != vouched:
+            return False  # the previous copy is the one model.json describes: keep it
+    link = run_dir / f".{WEIGHTS}.{os.urandom(4).hex()}.tmp"   # named like a temporary: cleaned up if left
+    try:
+        try:
+            os.link(weights, link)
+        except OSError:  # a filesystem without hard links (FAT, some shares): copy instead
+            atomic_write_bytes(previous, weights.read_bytes())
+            return True
+        os.replace(link, previous)
+        return True
+    finally:
+        link.unlink(missing_ok=True)
+
+
+def _unchanged(weights: Path, previous: Path) -> bool:
+    """Whether the weights file is still the one kept as previous (the rename may have happened
+    even though atomic_write_bytes failed afterwards, e.g. fsync of the folder)."""
+    try:
+        return os.path.samefile(weights, previous) or weights.read_bytes() == previous.read_bytes()
+    except OSError:
+        return False
 
 
 def _json_default(value):
@@ -169,8 +225,8 @@ def read_meta(run_dir: Path) -> dict:
         if size > MAX_JSON_BYTES:
             raise CheckpointError(f"{meta_path}: {size:,} bytes is far too large for a model description")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{meta_path}: not valid JSON ({exc}); the file is corrupt") from exc
+    except ValueError as exc:  # bad UTF-8, bad JSON, or an integer too long for int() (Python >= 3.11)
+        raise CheckpointError(f"{meta_path}: not valid JSON ({str(exc)[:200]}); the file is corrupt") from exc
     except RecursionError:
         raise CheckpointError(f"{meta_path}: JSON nested too deeply; the file is corrupt or hostile") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -196,6 +252,17 @@ def read_meta(run_dir: Path) -> dict:
     if not isinstance(meta["tensors"], dict):
         raise CheckpointError(f"{meta_path}: the tensors field must be an object")
     return meta
+
+
+def _previous_weights(run_dir: Path, sha256: str, max_bytes: int) -> bytes | None:
+    path = run_dir / PREVIOUS_WEIGHTS
+    try:
+        if not 0 < path.stat().st_size <= max_bytes:
+            return None
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    return blob if hashlib.sha256(blob).hexdigest() == sha256 else None
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
@@ -230,8 +297,12 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
         raise CheckpointError(f"{weights_path}: {size:,} bytes is far more than this model's weights need")
     blob = weights_path.read_bytes()
     if hashlib.sha256(blob).hexdigest() != meta["weights_sha256"]:
-        raise CheckpointError(f"{weights_path}: the weights do not match model.json (checksum differs); the file "
-                              f"is truncated, corrupt or from another save")
+        previous = _previous_weights(run_dir, meta["weights_sha256"], max_bytes)
+        if previous is None:
+            raise CheckpointError(f"{weights_path}: holds no finished checkpoint: the weights do not match model.json "
+                                  f"(checksum differs); a save was interrupted, or the file is truncated, corrupt or "
+                                  f"from another save")
+        blob = previous  # a save over this run was interrupted: model.json still describes these
     try:
         state = safetensors_load(blob)
     except (SafetensorError, ValueError, RuntimeError, OverflowError, MemoryError) as exc:

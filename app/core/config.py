@@ -31,7 +31,8 @@ VARIATIONAL_KINDS = ("vae", "conv-vae")
 class DataConfig:
     spec: str = option("digits", "Built-in name (digits, shapes, sines) or a path: IDX folder, .npz, .npy, .csv, image folder")
     val_fraction: float = option(0.2, "Fraction of samples held out for validation", minimum=0.0, maximum=0.9)
-    split_seed: int = option(0, "Seed of the train/validation split and of generated data", minimum=0)
+    split_seed: int = option(0, "Seed of the train/validation split", minimum=0)
+    data_seed: int = option(0, "Seed of generated data (shapes, sines)", minimum=0, advanced=True)
     image_size: int = option(0, "Resize images to this side length (0 = keep; shapes: 32)", minimum=0, maximum=512,
                              advanced=True)
     n_samples: int = option(0, "Samples to generate for shapes/sines, or to keep from a file (0 = default/all)",

@@ -179,11 +179,13 @@ class Trainer:
         patience_left = cfg.patience
         step = 0
         t_start = time.perf_counter()
+        # The report clock runs across epochs: epochs shorter than the interval (digits) still
+        # report every interval instead of never.
+        last_report = t_start - self.report_interval_s
         base_beta = float(getattr(self.model.cfg, "beta", 1.0))
         for epoch in range(1, cfg.epochs + 1):
             self.model.train()
             t_epoch = time.perf_counter()
-            last_report = t_epoch
             sums: dict[str, torch.Tensor] = {}
             counted = 0
             order = torch.randperm(n, generator=shuffle).to(self.device)
@@ -232,6 +234,14 @@ class Trainer:
                     yield self._progress(epoch, step, i + 1, steps_per_epoch, sums, counted, now - t_start,
                                          beta, optimizers)
             # ---- end of epoch: validation, early stopping, snapshot --------------------------
+            if counted == 0:  # nan_policy=skip skipped every step: nothing was learned, say so
+                self._restore_if_bad(last_good_state)
+                yield self._finish(
+                    "diverged",
+                    f"every step of epoch {epoch} had a NaN/Inf loss and was skipped ({self.skipped_steps} skipped "
+                    f"in all); training stopped and the last good weights are kept. Check the data for NaN/Inf "
+                    f"values, or lower the learning rate", epoch - 1)
+                return
             seconds = time.perf_counter() - t_epoch
             train_parts = {k: float(v) / max(counted, 1) for k, v in sums.items()}
             val_parts = self.evaluate(val, beta=base_beta) if val is not None else None

@@ -33,9 +33,9 @@ def test_digits():
 
 
 def test_shapes_deterministic_per_seed_and_factors_on_grid():
-    a = load("shapes", n_samples=500, split_seed=3)
-    b = load("shapes", n_samples=500, split_seed=3)
-    c = load("shapes", n_samples=500, split_seed=4)
+    a = load("shapes", n_samples=500, data_seed=3)
+    b = load("shapes", n_samples=500, data_seed=3)
+    c = load("shapes", n_samples=500, data_seed=4)
     assert a.x.shape == (500, 1, 32, 32) and a.modality == "image" and a.default_loss == "bce"
     np.testing.assert_array_equal(a.x, b.x)
     np.testing.assert_array_equal(a.factors, b.factors)
@@ -59,7 +59,7 @@ def test_shapes_default_size_count_and_speed():
     elapsed = time.perf_counter() - start
     assert ds.x.shape == (10_000, 1, 32, 32)
     assert elapsed < 2.0, f"10,000 shapes took {elapsed:.2f} s"
-    assert ds.options == {"n_samples": 0, "image_size": 0, "split_seed": 0}
+    assert ds.options == {"n_samples": 0, "image_size": 0, "data_seed": 0}
 
 
 def test_shapes_image_size_and_rotation():
@@ -80,11 +80,11 @@ def test_shapes_image_size_and_rotation():
 
 
 def test_sines():
-    a = load("sines", split_seed=1)
-    b = load("sines", split_seed=1)
+    a = load("sines", data_seed=1)
+    b = load("sines", data_seed=1)
     assert a.x.shape == (2000, 64, 3) and a.x.dtype == np.float32 and a.modality == "sequence"
     np.testing.assert_array_equal(a.x, b.x)
-    assert not np.array_equal(a.x, load("sines", split_seed=2).x)
+    assert not np.array_equal(a.x, load("sines", data_seed=2).x)
     assert sorted(np.unique(a.y)) == [0, 1, 2, 3] and len(a.label_names) == 4
     assert np.abs(a.x).max() < 1.5 and a.default_loss == "mse"
     assert load("sines", n_samples=50).n == 50
@@ -102,7 +102,7 @@ def test_builtin_listing_and_unknown_name():
 
 
 def test_limit_options_and_reload():
-    ds = load("shapes", n_samples=300, split_seed=7, limit=100)
+    ds = load("shapes", n_samples=300, data_seed=7, limit=100)
     assert ds.n == 100
     again = load_dataset(DataConfig(spec=ds.spec, **ds.options))
     np.testing.assert_array_equal(ds.x, again.x)

@@ -92,11 +92,11 @@ def _load_builtin(name: str, cfg: DataConfig) -> tuple[Dataset, dict]:
     if name == "sines":
         from app.core.data.builtin import load_sines
 
-        return load_sines(cfg.n_samples, cfg.split_seed), {"n_samples": cfg.n_samples, "split_seed": cfg.split_seed}
+        return load_sines(cfg.n_samples, cfg.data_seed), {"n_samples": cfg.n_samples, "data_seed": cfg.data_seed}
     from app.core.data.shapes import load_shapes
 
-    return (load_shapes(cfg.n_samples, cfg.image_size, cfg.split_seed),
-            {"n_samples": cfg.n_samples, "image_size": cfg.image_size, "split_seed": cfg.split_seed})
+    return (load_shapes(cfg.n_samples, cfg.image_size, cfg.data_seed),
+            {"n_samples": cfg.n_samples, "image_size": cfg.image_size, "data_seed": cfg.data_seed})
 
 
 def _load_path(spec: str, cfg: DataConfig) -> tuple[Dataset, dict]:
