@@ -42,6 +42,8 @@ class ExplorerState(QObject):
         self.hover: int = -1
         self.history: list = []
         self.generation = 0   # bumps whenever the model changes; stale async results are dropped
+        self.data_cfg = None  # DataConfig (split) the current model was trained with, when known
+        self.factor_per_dim: list | None = None   # factor each latent dimension best explains (analysis)
 
     # --- writers ------------------------------------------------------------------------------
     def set_data(self, data: Dataset, seed: int = 0) -> None:

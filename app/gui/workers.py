@@ -37,11 +37,15 @@ class TrainWorker(QThread):
     snapshotTaken = Signal(object, object)        # ModelSnapshot, preview reconstructions (ndarray or None)
     trainingFinished = Signal(object, object)     # TrainFinished, final ModelSnapshot
     errored = Signal(str)
+    warned = Signal(str)                          # posterior collapse, a failed autosave: shown, training goes on
 
     def __init__(self, trainer: Trainer, preview_x: np.ndarray | None, generation: int, modality: str,
-                 snapshot_interval_s: float = 3.0, parent: QObject | None = None):
+                 snapshot_interval_s: float = 3.0, autosaver=None, parent: QObject | None = None):
         super().__init__(parent)
         self.trainer = trainer
+        # Autosave runs here, between steps, where the weights are never half-updated.
+        self.autosaver = autosaver
+        self._collapse_warned = False
         self.control = TrainControl()
         self.preview_x = preview_x
         self.generation = generation
@@ -68,10 +72,27 @@ class TrainWorker(QThread):
         self.snapshotTaken.emit(snap, recon)
         return snap
 
+    def _autosave_failed(self, message: str) -> None:
+        self.warned.emit(f"Autosave failed, training continues: {message}")
+
+    def _check_collapse(self, epoch: int) -> None:
+        """Warn once per run when a VAE's code stops carrying information (posterior collapse)."""
+        if self._collapse_warned or not self.trainer.model.variational:
+            return
+        from app.core.collapse import check_posterior_collapse, warmup_epochs_for
+
+        x = self.trainer._val_x if self.trainer._val_x is not None else self.trainer._train_x
+        warning = check_posterior_collapse(self.trainer.model, x, epoch, warmup_epochs_for(self.trainer.cfg))
+        if warning:
+            self._collapse_warned = True
+            self.warned.emit(warning)
+
     def run(self) -> None:  # noqa: D401 - QThread entry point
         last_snapshot = time.perf_counter()
         try:
             for event in self.trainer.run(self.control):
+                if self.autosaver is not None:
+                    self.autosaver.on_event(event, self.trainer.model, self.trainer.history)
                 if isinstance(event, TrainProgress):
                     self.progressed.emit(event)
                     if time.perf_counter() - last_snapshot > self.snapshot_interval_s:
@@ -79,6 +100,7 @@ class TrainWorker(QThread):
                         last_snapshot = time.perf_counter()
                 elif isinstance(event, EpochResult):
                     self.epochEnded.emit(event)
+                    self._check_collapse(event.epoch)
                     self._snapshot(event.epoch)
                     last_snapshot = time.perf_counter()
                 elif isinstance(event, TrainFinished):

@@ -1,0 +1,132 @@
+"""The data panel: what is loaded (samples, shape, labels, factors, skipped files) and the ways to
+load something else (a built-in set, a file, a folder; dropping onto the window works too).
+
+The panel only asks for data (`openRequested`, `openFileRequested`, `openFolderRequested`); the
+main window loads it on a worker and reports through the shared state.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar,
+                               QPushButton, QSizePolicy, QVBoxLayout, QWidget)
+
+from app.core.data import BUILTIN_DATASETS
+from app.gui.state import ExplorerState
+
+MAX_LABELS_LISTED = 12
+
+
+def describe_data(data) -> list[tuple[str, str]]:
+    """(field, value) rows a person reads to check that the right data arrived."""
+    rows = [("Data", data.name), ("Samples", f"{data.n:,}"),
+            ("Shape", f"{'×'.join(map(str, data.sample_shape))} ({data.modality})")]
+    if data.y is not None:
+        classes = np.unique(data.y)
+        names = data.label_names or []
+        shown = [names[c] if 0 <= c < len(names) else str(c) for c in classes[:MAX_LABELS_LISTED]]
+        more = "…" if len(classes) > MAX_LABELS_LISTED else ""
+        rows.append(("Labels", f"{len(classes)} classes: {', '.join(shown)}{more}"))
+    else:
+        rows.append(("Labels", "none"))
+    rows.append(("Factors", ", ".join(data.factor_names or []) if data.factors is not None else "none"))
+    x = data.x
+    rows.append(("Values", f"{float(x.min()):.3g} to {float(x.max()):.3g}"
+                 + (" (standardised)" if data.normalisation.get("mean") is not None else "")))
+    if data.skipped:
+        rows.append(("Skipped", f"{len(data.skipped)} files (listed below)"))
+    return rows
+
+
+class DataPanel(QWidget):
+    openRequested = Signal(str)       # a built-in name or a path
+    openFileRequested = Signal()      # the window shows its file dialog
+    openFolderRequested = Signal()
+
+    def __init__(self, state: ExplorerState, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.state = state
+
+        self.builtin_combo = QComboBox()
+        for name, text in BUILTIN_DATASETS.items():
+            self.builtin_combo.addItem(name, name)
+            self.builtin_combo.setItemData(self.builtin_combo.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
+        self.builtin_combo.setToolTip("Data sets that need no file")
+        self.load_builtin_button = QPushButton("Load")
+        self.load_builtin_button.setToolTip("Load the chosen built-in data set")
+        self.load_builtin_button.clicked.connect(lambda: self.openRequested.emit(self.builtin_combo.currentData()))
+        self.open_file_button = QPushButton("Open file…")
+        self.open_file_button.setToolTip("Open a .npz, .npy, .csv or IDX (.gz) file; or drop it on the window")
+        self.open_file_button.clicked.connect(self.openFileRequested)
+        self.open_folder_button = QPushButton("Open folder…")
+        self.open_folder_button.setToolTip("Open a folder of images (class sub-folders become labels) or of "
+                                           "IDX files; or drop it on the window")
+        self.open_folder_button.clicked.connect(self.openFolderRequested)
+
+        self.busy_bar = QProgressBar()
+        self.busy_bar.setRange(0, 0)   # an indeterminate "working" bar: loaders report no fraction
+        self.busy_bar.setMaximumHeight(10)
+        self.busy_bar.setTextVisible(False)
+        self.busy_label = QLabel()
+        self.busy_bar.hide()
+        self.busy_label.hide()
+
+        self.summary = QLabel("No data loaded. Pick a built-in data set, open a file or folder, or drop one here.")
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.summary.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.skipped = QPlainTextEdit()
+        self.skipped.setReadOnly(True)
+        self.skipped.setMaximumHeight(90)
+        self.skipped.setToolTip("Files the loader could not read, with the reason")
+        self.skipped.hide()
+
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Built-in:"))
+        row.addWidget(self.builtin_combo, 1)
+        row.addWidget(self.load_builtin_button)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.open_file_button)
+        buttons.addWidget(self.open_folder_button)
+        grid = QGridLayout()
+        grid.addWidget(self.busy_label, 0, 0)
+        grid.addWidget(self.busy_bar, 1, 0)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row)
+        layout.addLayout(buttons)
+        layout.addLayout(grid)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.skipped)
+        layout.addStretch(1)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+
+        state.dataChanged.connect(self.refresh)
+
+    def set_busy(self, text: str | None) -> None:
+        """Show what is loading (None: nothing)."""
+        self.busy_label.setText(text or "")
+        self.busy_label.setVisible(bool(text))
+        self.busy_bar.setVisible(bool(text))
+
+    def set_enabled_for_training(self, idle: bool) -> None:
+        """Other data cannot be opened while a model trains on this data."""
+        for widget in (self.builtin_combo, self.load_builtin_button, self.open_file_button, self.open_folder_button):
+            widget.setEnabled(idle)
+
+    def refresh(self) -> None:
+        data = self.state.data
+        if data is None:
+            return
+        rows = "".join(f"<tr><td style='padding-right:8px'><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>"
+                       for k, v in describe_data(data))
+        self.summary.setText(f"<table>{rows}</table>")
+        self.summary.setToolTip(data.summary())
+        if data.skipped:
+            self.skipped.setPlainText("\n".join(data.skipped))
+        self.skipped.setVisible(bool(data.skipped))
+        index = self.builtin_combo.findData(data.spec)
+        if index >= 0:
+            self.builtin_combo.setCurrentIndex(index)

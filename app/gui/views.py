@@ -1,0 +1,29 @@
+"""The exploring views the main window docks, in one place so the window does not need to know
+their modules. Imported when the window is built, not at start-up of the process, so their own
+imports (and those of their helpers) stay out of the command line's way."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWidget
+
+from app.gui.state import ExplorerState
+
+Area = Qt.DockWidgetArea
+
+
+def build_views(state: ExplorerState, parent: QWidget | None = None,
+                warm_up_projections: bool = True) -> list[tuple[str, QWidget, Area]]:
+    """(dock title, view, initial dock area) for each view that reads the shared state.
+    warm_up_projections=False skips compiling UMAP in the projection process ahead of use (tests)."""
+    from app.gui.projection_view import ProjectionView
+    from app.gui.reconstruction_view import ReconstructionView
+    from app.gui.traversal_view import TraversalView
+    from app.gui.analysis import AnalysisView
+
+    return [
+        ("Latent projections", ProjectionView(state, parent, warm_up=warm_up_projections), Area.RightDockWidgetArea),
+        ("Reconstructions", ReconstructionView(state, parent), Area.BottomDockWidgetArea),
+        ("Latent traversal", TraversalView(state, parent), Area.BottomDockWidgetArea),
+        ("Analysis", AnalysisView(state, parent), Area.BottomDockWidgetArea),
+    ]
