@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("datasets", help="list the built-in data sets and the file kinds")
     tour = sub.add_parser("tour", help="open the window offscreen, train briefly, write one screenshot per view")
     tour.add_argument("--out", required=True, help="folder for the PNG files")
+    tour.add_argument("--epochs", type=int, default=40, help="epochs of the VAE trained on digits (default: 40)")
     return parser
 
 
@@ -243,7 +244,7 @@ def cmd_datasets(_args) -> int:
 
 def cmd_tour(args) -> int:
     from app.gui.tour import run_tour  # the only command that needs Qt
-    return run_tour(args.out)
+    return run_tour(args.out, epochs=args.epochs)
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "models": cmd_models,

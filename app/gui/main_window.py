@@ -124,7 +124,9 @@ class MainWindow(QMainWindow):
         by_kind = {}
         for title, view, area in build_views(self.state, self, warm_up_projections=warm_up_projections):
             self.views.append(view)
-            by_kind[type(view).__name__] = self._dock(title, view, area, type(view).__name__)
+            # Every view starts in the right-hand area: tabifying or splitting docks across areas
+            # leaves stray copies of Qt's tab bars behind in the area they left.
+            by_kind[type(view).__name__] = self._dock(title, view, right, type(view).__name__)
         log_dock = self._dock("Messages", self.message_log, right, "messages")
         # Default arrangement, right of the settings: projections on top, then the loss curves beside
         # the reconstructions (both follow training), then the traversal across the full width so
@@ -132,6 +134,7 @@ class MainWindow(QMainWindow):
         projections = by_kind.get("ProjectionView")
         reconstructions = by_kind.get("ReconstructionView")
         traversal = by_kind.get("TraversalView")
+        analysis = by_kind.get("AnalysisView")
         if projections is not None:
             if traversal is not None:
                 self.splitDockWidget(projections, traversal, Qt.Orientation.Vertical)
@@ -140,10 +143,10 @@ class MainWindow(QMainWindow):
             self.splitDockWidget(loss_dock, reconstructions, Qt.Orientation.Horizontal)
         self.tabifyDockWidget(loss_dock, log_dock)
         loss_dock.raise_()
-        analysis = by_kind.get("AnalysisView")
         if analysis is not None and traversal is not None:
             self.tabifyDockWidget(traversal, analysis)   # analysis shares the traversal's full width
             traversal.raise_()
+
         self._default_docks = (data_dock, training_dock, [d for d in (projections, loss_dock, traversal) if d])
         self._default_state = self.saveState()
         self._sized = False
