@@ -26,6 +26,21 @@ def option(default: Any, help: str, *, choices: tuple | None = None, minimum: fl
 MODEL_KINDS = ("ae", "sparse", "denoising", "contractive", "vae", "conv-ae", "conv-vae", "rnn-ae", "aae")
 VARIATIONAL_KINDS = ("vae", "conv-vae")
 
+# One line per kind for `main.py models` and the window's form; here, not in app.core.models, so
+# the form can show it before torch has loaded.
+MODEL_KINDS_HELP: dict[str, str] = {
+    "ae": "MLP autoencoder on flattened input; more hidden sizes make a deep AE (Hinton & Salakhutdinov 2006)",
+    "sparse": "ae with an L1 or KL(rho || rho_hat) sparsity penalty on the code (Ng's sparse AE notes, 2011)",
+    "denoising": "ae that reconstructs clean inputs from Gaussian- or masking-corrupted ones (Vincent et al. 2008)",
+    "contractive": "ae with a penalty on the encoder Jacobian's Frobenius norm (Rifai et al. 2011)",
+    "vae": "Gaussian-encoder variational AE (Kingma & Welling 2014), beta weight, KL annealing",
+    "conv-ae": "convolutional AE for images: stride-2 conv stages, transposed-conv decoder",
+    "conv-vae": "convolutional VAE for images (Kingma & Welling 2014), beta weight, KL annealing",
+    "rnn-ae": "GRU/LSTM sequence AE: last hidden state -> code, decoder fed the code at every step "
+              "(Srivastava et al. 2015)",
+    "aae": "adversarial AE: a discriminator matches the codes to N(0, I) (Makhzani et al. 2016)",
+}
+
 
 @dataclass
 class DataConfig:

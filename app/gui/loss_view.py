@@ -17,7 +17,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from app.core.checkpoint import epoch_row
 from app.gui.export import ask_save_path, export_plot
 from app.gui.state import ExplorerState
 
@@ -33,6 +32,8 @@ PART_COLOURS = [(44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (2
 
 def history_columns(history: list) -> dict[str, np.ndarray]:
     """EpochResults and/or metrics.csv rows -> {column: float array}, NaN where a row lacks a value."""
+    from app.core.checkpoint import epoch_row
+
     rows = [row if isinstance(row, dict) else epoch_row(row) for row in history]
     columns: list[str] = []
     for row in rows:

@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDockWidget, QFileDialog, QLabel, QLineEdit,
                                QMainWindow, QMessageBox, QPlainTextEdit, QProgressBar, QTextEdit, QWidget)
@@ -64,7 +64,8 @@ class MainWindow(QMainWindow):
     runOpenFailed = Signal(str)
     runSaved = Signal(str)           # the run directory written
     encodingFinished = Signal()      # state.encoded now matches the current model and data
-    recoveryOffered = Signal(str)    # an autosave of a crashed session was offered (its checkpoint)
+    recoveryOffered = Signal(str)
+    viewsBuilt = Signal()            # the exploring views are docked (just after the first show)    # an autosave of a crashed session was offered (its checkpoint)
 
     def __init__(self, load_builtin: str | None = "digits", warm_up_projections: bool = True,
                  parent: QWidget | None = None):
@@ -90,11 +91,17 @@ class MainWindow(QMainWindow):
         self.message_log = MessageLog(self.state)
         self.docks: dict[str, QDockWidget] = {}
         self.views: list[QWidget] = []
-        self._build_docks(warm_up_projections)
+        self._warm_up_projections = warm_up_projections
+        self._sized = False
+        self._layout_restored = False
+        self._build_docks()
         self._build_status_bar()
         self._build_menus()
         self._connect()
-        self._restore_layout()
+        self._restore_geometry()
+        # The views (and torch, which they need) are built just after the window first appears, so
+        # it shows in well under two seconds; building them takes about one more second.
+        QTimer.singleShot(300, self._build_views)   # also when never shown (scripts, some tests)
         if load_builtin:
             self.open_data(load_builtin)
 
@@ -110,9 +117,7 @@ class MainWindow(QMainWindow):
         self.docks[key] = dock
         return dock
 
-    def _build_docks(self, warm_up_projections: bool) -> None:
-        from app.gui.views import build_views
-
+    def _build_docks(self) -> None:
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
         # The settings column runs the full height; the views share the rest.
         self.setCorner(Qt.Corner.TopLeftCorner, left)
@@ -120,9 +125,20 @@ class MainWindow(QMainWindow):
         data_dock = self._dock("Data", self.data_panel, left, "data")
         training_dock = self._dock("Training", self.training_panel, left, "training")
         self.splitDockWidget(data_dock, training_dock, Qt.Orientation.Vertical)
-        loss_dock = self._dock("Loss curves", self.loss_view, right, "loss")
+        self._loss_dock = self._dock("Loss curves", self.loss_view, right, "loss")
+        self._left_docks = (data_dock, training_dock)
+
+    def _build_views(self) -> None:
+        """Dock the exploring views, arrange the default layout, then restore the user's."""
+        if self.views or self._closed:
+            return
+        from app.gui.views import build_views
+
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        loss_dock = self._loss_dock
+        data_dock, training_dock = self._left_docks
         by_kind = {}
-        for title, view, area in build_views(self.state, self, warm_up_projections=warm_up_projections):
+        for title, view, area in build_views(self.state, self, warm_up_projections=self._warm_up_projections):
             self.views.append(view)
             # Every view starts in the right-hand area: tabifying or splitting docks across areas
             # leaves stray copies of Qt's tab bars behind in the area they left.
@@ -149,7 +165,17 @@ class MainWindow(QMainWindow):
 
         self._default_docks = (data_dock, training_dock, [d for d in (projections, loss_dock, traversal) if d])
         self._default_state = self.saveState()
-        self._sized = False
+        view_actions = [dock.toggleViewAction() for key, dock in self.docks.items()
+                        if key not in ("data", "training", "loss")]
+        self.view_menu.insertActions(self._view_menu_separator, view_actions)
+        self._restore_layout()
+        if not self.controller.running:
+            self._show_device(None)
+        if self.isVisible() and not self._sized:
+            self._sized = True
+            if not self._layout_restored:
+                self._apply_default_sizes()
+        self.viewsBuilt.emit()
 
     def _apply_default_sizes(self) -> None:
         """Dock sizes only take once the window has its size, so this runs when it is first shown."""
@@ -162,7 +188,9 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
-        if not self._sized:
+        if not self.views:
+            QTimer.singleShot(30, self._build_views)   # after the first paint has reached the screen
+        if not self._sized and self.views:
             self._sized = True
             if not self._layout_restored:
                 self._apply_default_sizes()
@@ -182,7 +210,7 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.busy_label)
         bar.addPermanentWidget(self.busy_bar)
         bar.addPermanentWidget(self.device_label)
-        self._show_device(None)
+        self.device_label.setText("Device: …")   # asking torch waits until the views (and torch) are loaded
 
     def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -226,7 +254,7 @@ class MainWindow(QMainWindow):
         self.view_menu = bar.addMenu("&View")
         for dock in self.docks.values():
             self.view_menu.addAction(dock.toggleViewAction())
-        self.view_menu.addSeparator()
+        self._view_menu_separator = self.view_menu.addSeparator()   # the views' entries go above
         self._action(self.view_menu, "Reset layout", self.reset_layout, None, "Put every panel back where it started")
 
         help_menu = bar.addMenu("&Help")
@@ -254,13 +282,15 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     # --- layout persistence -------------------------------------------------------------------
-    def _restore_layout(self) -> None:
-        settings = QSettings()
-        geometry = settings.value("window/geometry")
-        layout = settings.value("window/state")
-        self._layout_restored = False
+    def _restore_geometry(self) -> None:
+        geometry = QSettings().value("window/geometry")
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
+
+    def _restore_layout(self) -> None:
+        """The docks' arrangement; needs every dock to exist, so it runs once the views are built."""
+        layout = QSettings().value("window/state")
+        self._layout_restored = False
         if isinstance(layout, QByteArray) and not layout.isEmpty():
             self._layout_restored = self.restoreState(layout)
 
@@ -644,7 +674,8 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         self._closed = True
-        self._save_layout()
+        if self.views:   # closed before the views were built: keep the layout saved last time
+            self._save_layout()
         for view in self.views:
             shutdown = getattr(view, "shutdown", None)
             if callable(shutdown):

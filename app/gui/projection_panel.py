@@ -111,8 +111,17 @@ class ProjectionPanel(QWidget):
 
     # --- export -------------------------------------------------------------------------------
     def export(self, path: str) -> None:
-        """Write this panel's plot (title, points, legend, overlays) to a .png or .svg file."""
-        export_plot(self.scatter.getPlotItem(), path)
+        """Write this panel's plot (title, points, legend, overlays) to a .png or .svg file.
+        A figure leaves the window without its colour key, so the legend is always drawn in it."""
+        legend = self.scatter.legend
+        shown = legend.isVisible() if legend is not None else False
+        if legend is not None:
+            legend.setVisible(True)
+        try:
+            export_plot(self.scatter.getPlotItem(), path)
+        finally:
+            if legend is not None:
+                legend.setVisible(shown)
 
     def _ask_export(self, suffix: str) -> None:
         kind = suffix[1:].upper()

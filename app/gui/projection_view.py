@@ -119,9 +119,11 @@ class ProjectionView(QWidget):
         self.color_combo = QComboBox()
         self.color_combo.setToolTip("What the point colours show")
         self.color_combo.currentIndexChanged.connect(self._on_color_combo)
-        self.legend_check = QCheckBox("Legend")
-        self.legend_check.setChecked(True)
-        self.legend_check.setToolTip("Show what each colour means in every panel (and in exported figures)")
+        self.legend_check = QCheckBox("Legend in plots")
+        # Off by default: three legends inside three small plots hide the points; the colour key
+        # beside the settings says the same once, and exported figures always carry their legend.
+        self.legend_check.setChecked(False)
+        self.legend_check.setToolTip("Also draw the colour key inside each plot (exported figures always include it)")
         self.legend_check.toggled.connect(self._on_legend_toggled)
 
         self.mode_group = QButtonGroup(self)
@@ -428,7 +430,8 @@ class ProjectionView(QWidget):
         if self.state.encoded is None:
             return
         self.colouring = self._make_colouring()
-        self.color_summary.setText(f"Colour: {self.colouring.summary}")
+        self.color_summary.setText(colour_key_html(self.colouring))
+        self.color_summary.setToolTip(f"Colour: {self.colouring.summary}")
         for method in self.embeddings:
             self._draw_panel(method)
 
@@ -525,3 +528,16 @@ class ProjectionView(QWidget):
             self.state.error(f"Could not export the codes to {path}: {exc}")
             return
         self.state.info(f"Saved codes and projections of {len(self.state.encoded.codes):,} samples to {path}")
+
+
+def colour_key_html(colouring) -> str:
+    """The colour key as one line of rich text: a coloured dot per legend entry."""
+    from html import escape
+
+    if not colouring.legend:
+        return f"Colour: {escape(colouring.summary)}"
+    swatches = []
+    for group, text in colouring.legend:
+        colour = colouring.colors[group].name() if 0 <= group < len(colouring.colors) else "#888888"
+        swatches.append(f'<span style="color:{colour}">&#9679;</span>&nbsp;{escape(text)}')
+    return "Colour: " + " &nbsp;".join(swatches)

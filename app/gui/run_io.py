@@ -10,11 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.core.checkpoint import META, LoadedRun, epoch_row, load_run, save_run
 from app.core.config import DataConfig, ModelConfig, TrainConfig
-from app.core.data.dataset import Dataset
 from app.core.errors import LatentExplorerError
-from app.core.models.base import Autoencoder
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch-backed: imported where used, so the window appears before torch loads
+    from app.core.checkpoint import LoadedRun
+    from app.core.data.dataset import Dataset
+    from app.core.models.base import Autoencoder
+
+META = "model.json"   # app.core.checkpoint.META, without importing torch to recognise a run folder
 
 
 @dataclass
@@ -51,6 +56,8 @@ def training_metrics(history: list, best_epoch: int | None, finished_reason: str
     metrics: dict = {}
     if history:
         last = history[-1]
+        from app.core.checkpoint import epoch_row
+
         metrics = dict(last) if isinstance(last, dict) else epoch_row(last)
         metrics["best_epoch"] = best_epoch
     if finished_reason is not None:
@@ -60,6 +67,8 @@ def training_metrics(history: list, best_epoch: int | None, finished_reason: str
 
 def save_record(record: ModelRecord, run_dir: str | Path) -> Path:
     """Write `record` as a run directory; CheckpointError with the reason when it cannot."""
+    from app.core.checkpoint import save_run
+
     return save_run(run_dir, record.model, data_cfg=record.data_cfg, train_cfg=record.train_cfg,
                     modality=record.modality, data_info=record.data_info, history=record.history,
                     metrics=record.metrics)
@@ -80,6 +89,8 @@ class OpenedRun:
 def open_run_with_data(run_dir: str | Path) -> OpenedRun:
     """load_run, then its data; a run whose data is gone still opens, with the reason."""
     from app.core.session import load_data_for_run
+
+    from app.core.checkpoint import load_run
 
     run = load_run(run_dir)
     try:

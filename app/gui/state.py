@@ -13,9 +13,12 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from app.core.data.dataset import Dataset
-from app.core.session import EncodedData
-from app.core.snapshot import ModelSnapshot
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch-backed types: the window must appear before torch has loaded
+    from app.core.data.dataset import Dataset
+    from app.core.session import EncodedData
+    from app.core.snapshot import ModelSnapshot
 
 MAX_EXPLORED_SAMPLES = 10_000   # projections/encodings use at most this many samples (seeded subset)
 

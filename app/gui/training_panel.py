@@ -69,7 +69,7 @@ class TrainingPanel(QWidget):
         self.kind_help.setWordWrap(True)
         self.kind_help.setStyleSheet("color: #555555; font-style: italic;")
         kind_combo = self.model_form.widgets["kind"]
-        from app.core.models import MODEL_KINDS_HELP
+        from app.core.config import MODEL_KINDS_HELP
         for i in range(kind_combo.count()):
             kind_combo.setItemData(i, MODEL_KINDS_HELP.get(kind_combo.itemData(i), ""), Qt.ItemDataRole.ToolTipRole)
 
@@ -168,7 +168,7 @@ class TrainingPanel(QWidget):
             self.train_form.set_field_visible(name, kind in kinds)
         if kind in VARIATIONAL_KINDS:
             self.train_form.set_field_visible("kl_warmup_epochs", self.train_form.value("kl_anneal") != "none")
-        from app.core.models import MODEL_KINDS_HELP
+        from app.core.config import MODEL_KINDS_HELP
         self.kind_help.setText(MODEL_KINDS_HELP.get(kind, ""))
 
         message = self._error = self.error()

@@ -14,8 +14,11 @@ import numpy as np
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
 
 from app.core.errors import LatentExplorerError
-from app.core.snapshot import ModelSnapshot
-from app.core.trainer import EpochResult, TrainControl, Trainer, TrainFinished, TrainProgress
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch-backed: imported where used, so the window appears before torch loads
+    from app.core.snapshot import ModelSnapshot
+    from app.core.trainer import Trainer
 
 
 def readable(exc: BaseException) -> str:
@@ -46,6 +49,8 @@ class TrainWorker(QThread):
         # Autosave runs here, between steps, where the weights are never half-updated.
         self.autosaver = autosaver
         self._collapse_warned = False
+        from app.core.trainer import TrainControl
+
         self.control = TrainControl()
         self.preview_x = preview_x
         self.generation = generation
@@ -67,6 +72,8 @@ class TrainWorker(QThread):
         return self.control.paused
 
     def _snapshot(self, epoch: int) -> ModelSnapshot:
+        from app.core.snapshot import ModelSnapshot
+
         snap = ModelSnapshot.of(self.trainer.model, self.generation, epoch, self.modality)
         recon = snap.reconstruct(self.preview_x) if self.preview_x is not None and len(self.preview_x) else None
         self.snapshotTaken.emit(snap, recon)
@@ -88,6 +95,9 @@ class TrainWorker(QThread):
             self.warned.emit(warning)
 
     def run(self) -> None:  # noqa: D401 - QThread entry point
+        from app.core.snapshot import ModelSnapshot
+        from app.core.trainer import EpochResult, TrainFinished, TrainProgress
+
         last_snapshot = time.perf_counter()
         try:
             for event in self.trainer.run(self.control):

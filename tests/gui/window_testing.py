@@ -16,10 +16,10 @@ def make_window(qtbot, monkeypatch, load: str | None = "digits", wait: bool = Tr
     window.errors = []
     monkeypatch.setattr(window, "show_error", window.errors.append)
     qtbot.addWidget(window)
+    # The views are built just after the window appears, and the data arrives on a worker.
+    qtbot.waitUntil(lambda: bool(window.views), timeout=60_000)
     if load and wait:
-        # The data arrives through a queued signal, so connecting after construction is in time.
-        with qtbot.waitSignal(window.dataLoaded, timeout=60_000):
-            pass
+        qtbot.waitUntil(lambda: window.state.data is not None and window.busy is False, timeout=60_000)
     window.show()
     return window
 

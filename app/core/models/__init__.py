@@ -26,6 +26,8 @@ from app.core.models.rnn import RecurrentAutoencoder
 __all__ = ["build_model", "model_warnings", "count_parameters", "MODEL_KINDS_HELP", "MODEL_CLASSES",
            "MAX_PARAMETERS", "Autoencoder", "ModelOutput", "StepSettings", "NonFiniteLoss"]
 
+from app.core.config import MODEL_KINDS_HELP  # noqa: E402 - kept beside MODEL_KINDS, torch-free
+
 MODEL_CLASSES: dict[str, type[Autoencoder]] = {
     "ae": MLPAutoencoder,
     "sparse": SparseAutoencoder,
@@ -39,18 +41,6 @@ MODEL_CLASSES: dict[str, type[Autoencoder]] = {
 }
 assert set(MODEL_CLASSES) == set(MODEL_KINDS)
 
-MODEL_KINDS_HELP: dict[str, str] = {
-    "ae": "MLP autoencoder on flattened input; more hidden sizes make a deep AE (Hinton & Salakhutdinov 2006)",
-    "sparse": "ae with an L1 or KL(rho || rho_hat) sparsity penalty on the code (Ng's sparse AE notes, 2011)",
-    "denoising": "ae that reconstructs clean inputs from Gaussian- or masking-corrupted ones (Vincent et al. 2008)",
-    "contractive": "ae with a penalty on the encoder Jacobian's Frobenius norm (Rifai et al. 2011)",
-    "vae": "Gaussian-encoder variational AE (Kingma & Welling 2014), beta weight, KL annealing",
-    "conv-ae": "convolutional AE for images: stride-2 conv stages, transposed-conv decoder",
-    "conv-vae": "convolutional VAE for images (Kingma & Welling 2014), beta weight, KL annealing",
-    "rnn-ae": "GRU/LSTM sequence AE: last hidden state -> code, decoder fed the code at every step "
-              "(Srivastava et al. 2015)",
-    "aae": "adversarial AE: a discriminator matches the codes to N(0, I) (Makhzani et al. 2016)",
-}
 assert set(MODEL_KINDS_HELP) == set(MODEL_KINDS)
 
 MODALITIES = ("image", "sequence", "tabular")
