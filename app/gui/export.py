@@ -104,3 +104,44 @@ def export_image(mosaic: np.ndarray, path: str, scale: int = 4) -> None:
 
 def export_text(text: str, path: str) -> None:
     atomic_write_text(path, text)
+
+
+def export_toolbar(owner, *, scale: int, scale_tip: str, png_tip: str, svg_tip: str) -> QWidget:
+    """The caption + Scale + PNG… + SVG… row that image grids and line plots share. Sets
+    owner.caption, owner.scale_box, owner.png_button and owner.svg_button, and connects the buttons
+    to owner._ask_export_png / owner._ask_export_svg."""
+    from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QToolButton
+
+    owner.caption = QLabel()
+    owner.caption.setWordWrap(True)
+    owner.scale_box = QSpinBox()
+    owner.scale_box.setRange(1, 16)
+    owner.scale_box.setValue(scale)
+    owner.scale_box.setPrefix("×")
+    owner.scale_box.setToolTip(scale_tip)
+    owner.png_button = QToolButton(text="PNG…")
+    owner.png_button.setToolTip(png_tip)
+    owner.png_button.clicked.connect(owner._ask_export_png)
+    owner.svg_button = QToolButton(text="SVG…")
+    owner.svg_button.setToolTip(svg_tip)
+    owner.svg_button.clicked.connect(owner._ask_export_svg)
+    bar = QHBoxLayout()
+    bar.setContentsMargins(0, 0, 0, 0)
+    bar.addWidget(owner.caption, 1)
+    for widget in (QLabel("Scale"), owner.scale_box, owner.png_button, owner.svg_button):
+        bar.addWidget(widget)
+    bar_widget = QWidget()
+    bar_widget.setLayout(bar)
+    return bar_widget
+
+
+def message_label():
+    """The centred, wrapped label a view shows instead of its plot when it has nothing to show."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLabel
+
+    label = QLabel()
+    label.setAlignment(Qt.AlignCenter)
+    label.setWordWrap(True)
+    label.setMargin(12)
+    return label

@@ -13,13 +13,12 @@ from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QSpinBox, QStackedWidget, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QStackedWidget, QVBoxLayout, QWidget
 
 from app.core.imaging import grid_mosaic
-from app.gui.export import ask_save_path, export_image, export_plot
+from app.gui.export import ask_save_path, export_image, export_plot, export_toolbar, message_label
 
 CellTooltip = Callable[[int, int], str]   # (row, column) -> text
 
@@ -58,29 +57,11 @@ class ImageGrid(QWidget):
         self.row_labels: list[str] = []      # shown beside the rows / under the columns
         self.col_labels: list[str] = []
 
-        self.caption = QLabel()
-        self.caption.setWordWrap(True)
-        self.scale_box = QSpinBox()
-        self.scale_box.setRange(1, 16)
-        self.scale_box.setValue(scale)
-        self.scale_box.setPrefix("×")
-        self.scale_box.setToolTip("Each image pixel becomes this many pixels in the exported PNG")
-        self.png_button = QToolButton(text="PNG…")
-        self.png_button.setToolTip("Export the grid's pixels as a PNG, enlarged by the scale on the left")
-        self.png_button.clicked.connect(self._ask_export_png)
-        self.svg_button = QToolButton(text="SVG…")
-        self.svg_button.setToolTip("Export the figure with its labels as SVG")
-        self.svg_button.clicked.connect(self._ask_export_svg)
-        bar = QHBoxLayout()
-        bar.setContentsMargins(0, 0, 0, 0)
-        bar.addWidget(self.caption, 1)
-        for w in (QLabel("Scale"), self.scale_box, self.png_button, self.svg_button):
-            bar.addWidget(w)
-
-        self.message = QLabel()
-        self.message.setAlignment(Qt.AlignCenter)
-        self.message.setWordWrap(True)
-        self.message.setMargin(12)
+        bar_widget = export_toolbar(
+            self, scale=scale, scale_tip="Each image pixel becomes this many pixels in the exported PNG",
+            png_tip="Export the grid's pixels as a PNG, enlarged by the scale on the left",
+            svg_tip="Export the figure with its labels as SVG")
+        self.message = message_label()
         self.graphics = pg.GraphicsLayoutWidget()
         self.plot = self.graphics.addPlot()
         self.plot.setAspectLocked(True)
@@ -100,8 +81,6 @@ class ImageGrid(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        bar_widget = QWidget()
-        bar_widget.setLayout(bar)
         bar_widget.setVisible(toolbar)
         layout.addWidget(bar_widget)
         layout.addWidget(self.stack, 1)

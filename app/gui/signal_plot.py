@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QSpinBox, QStackedWidget, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QStackedWidget, QVBoxLayout, QWidget
 
-from app.gui.export import ask_save_path, export_plot
+from app.gui.export import ask_save_path, export_plot, export_toolbar, message_label
 
 # Tableau 10: distinct on light and dark backgrounds, and the usual colours of matplotlib figures.
 CHANNEL_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -83,37 +82,16 @@ class SignalPlot(QWidget):
         self._layout_key: tuple | None = None
         self._pens: dict[tuple[str, bool], object] = {}
 
-        self.caption = QLabel()
-        self.caption.setWordWrap(True)
-        self.scale_box = QSpinBox()
-        self.scale_box.setRange(1, 16)
-        self.scale_box.setValue(2)
-        self.scale_box.setPrefix("×")
-        self.scale_box.setToolTip("The exported PNG is this many times the size shown on screen")
-        self.png_button = QToolButton(text="PNG…")
-        self.png_button.setToolTip("Export these plots as a PNG at the scale on the left")
-        self.png_button.clicked.connect(self._ask_export_png)
-        self.svg_button = QToolButton(text="SVG…")
-        self.svg_button.setToolTip("Export these plots as an SVG figure")
-        self.svg_button.clicked.connect(self._ask_export_svg)
-        bar = QHBoxLayout()
-        bar.setContentsMargins(0, 0, 0, 0)
-        bar.addWidget(self.caption, 1)
-        for w in (QLabel("Scale"), self.scale_box, self.png_button, self.svg_button):
-            bar.addWidget(w)
-
-        self.message = QLabel()
-        self.message.setAlignment(Qt.AlignCenter)
-        self.message.setWordWrap(True)
-        self.message.setMargin(12)
+        bar_widget = export_toolbar(
+            self, scale=2, scale_tip="The exported PNG is this many times the size shown on screen",
+            png_tip="Export these plots as a PNG at the scale on the left", svg_tip="Export these plots as an SVG figure")
+        self.message = message_label()
         self.graphics = pg.GraphicsLayoutWidget()
         self.stack = QStackedWidget()
         self.stack.addWidget(self.message)
         self.stack.addWidget(self.graphics)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        bar_widget = QWidget()
-        bar_widget.setLayout(bar)
         bar_widget.setVisible(toolbar)
         layout.addWidget(bar_widget)
         layout.addWidget(self.stack, 1)

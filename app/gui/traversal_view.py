@@ -272,6 +272,11 @@ class TraversalView(QWidget):
         self.redraw()
         for name in TABS:
             self._dirty[name] = True
+        if same_space:
+            # A new epoch of the same model: the grid follows through the debounce timer (redraw
+            # started it), in a turn of the event loop of its own, so that the epoch's redraws do
+            # not hold the window up all at once.
+            return
         self._refresh_current_tab()
 
     def _on_encoded(self) -> None:

@@ -3,7 +3,7 @@
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from app.core.autosave import AutosaveSession, find_recoverable, generations
+from app.core.autosave import find_recoverable, generations
 from window_testing import make_window, small_model
 
 
