@@ -73,7 +73,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Latent Explorer")
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
-        self.resize(1440, 900)
+        self._fit_to_screen()
         self.confirm_close = True   # False (or LATENT_EXPLORER_NO_CLOSE_PROMPT=1): close without asking
         self.state = ExplorerState(self)
         self.controller = TrainingController(self.state, self)
@@ -106,6 +106,18 @@ class MainWindow(QMainWindow):
             self.open_data(load_builtin)
 
     # --- construction -------------------------------------------------------------------------
+    def _fit_to_screen(self) -> None:
+        """Start large: the views need room. 92 % of the screen, at most 1680 x 1050 (until the
+        user's own size is restored from the settings)."""
+        from PySide6.QtGui import QGuiApplication
+
+        screen = QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(1440, 900)
+            return
+        area = screen.availableGeometry()
+        self.resize(min(1680, int(area.width() * 0.92)), min(1050, int(area.height() * 0.92)))
+
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, key: str) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{key}")   # saveState/restoreState find docks by name
