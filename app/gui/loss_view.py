@@ -190,9 +190,11 @@ class LossView(QWidget):
             self._columns = history_columns(self.state.history)
             self._draw_history()
         self._draw_live()
-        # Settle the auto-range now rather than inside the next paint, where pyqtgraph would change
-        # the view mid-paint and redraw the axes once more.
-        self.plot_item.getViewBox().updateAutoRange()
+        # Settle the auto-range and the view's transform now rather than inside the next paint:
+        # pyqtgraph would change them mid-paint, which asks for a second paint of the whole plot.
+        view_box = self.plot_item.getViewBox()
+        view_box.updateAutoRange()
+        view_box.updateMatrix()
         has_anything = bool(self._columns.get("epoch", np.zeros(0)).size or self._live_x)
         if not has_anything:
             self.info_label.setText(EMPTY_HINT)

@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDockWidget, QFileDialog, QLabel, QLineEdit,
                                QMainWindow, QMessageBox, QPlainTextEdit, QProgressBar, QTextEdit, QWidget)
@@ -101,7 +101,8 @@ class MainWindow(QMainWindow):
         self._restore_geometry()
         # The views (and torch, which they need) are built just after the window first appears, so
         # it shows in well under two seconds; building them takes about one more second.
-        QTimer.singleShot(300, self._build_views)   # also when never shown (scripts, some tests)
+        QTimer.singleShot(1500, self._build_views)   # also when never painted (scripts, some tests)
+        self.data_panel.installEventFilter(self)     # its first paint starts building the views
         if load_builtin:
             self.open_data(load_builtin)
 
@@ -198,10 +199,17 @@ class MainWindow(QMainWindow):
         height = max(self.height() - 80, 300)
         self.resizeDocks(right_column, [height * s // sum(shares) for s in shares], Qt.Orientation.Vertical)
 
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
+        # The first paint of the window's content has happened: the user sees the window, so the
+        # second of building the views (and loading torch) no longer delays its appearance.
+        if watched is self.data_panel and event.type() == QEvent.Type.Paint:
+            self.data_panel.removeEventFilter(self)
+            QTimer.singleShot(0, self._build_views)
+        return False
+
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
-        if not self.views:
-            QTimer.singleShot(30, self._build_views)   # after the first paint has reached the screen
+
         if not self._sized and self.views:
             self._sized = True
             if not self._layout_restored:

@@ -291,8 +291,10 @@ class TraversalView(QWidget):
             self.start_from_centre()   # the codes' mean is now known: start there instead of at 0
         else:
             self._sync_sliders()
-        self._mark_dirty("traversal", debounce=False)
-        self._mark_dirty("interpolation", debounce=False)
+        # Through the debounce timer: new codes arrive together with work in every other view
+        # (the projections recolour, the analysis refreshes), so the grid waits its own turn.
+        self._mark_dirty("traversal", debounce=True)
+        self._mark_dirty("interpolation", debounce=True)
 
     def _on_selection(self) -> None:
         self._update_start_buttons()
