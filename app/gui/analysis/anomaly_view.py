@@ -33,6 +33,8 @@ DEFAULT_PERCENTILE = 95.0
 
 
 class AnomalyView(AnalysisTab):
+    no_model_text = "Train or load a model to score every sample by how badly it is reconstructed."
+    needs_encoding = True
     compute_text = "Redraw"
     compute_tip = "Redraw the histogram and the gallery from the latest encoding (done by itself after each)"
 
@@ -162,15 +164,6 @@ class AnomalyView(AnalysisTab):
         self.on_encoded()
 
     # --- state --------------------------------------------------------------------------------
-    def requirement(self) -> str | None:
-        missing = super().requirement()
-        if missing is not None:
-            return ("Train or load a model to score every sample by how badly it is reconstructed."
-                    if missing == "Train or load a model first." else missing)
-        if self.state.encoded is None:
-            return "Waiting for the samples to be encoded…"
-        return None
-
     def dependencies(self) -> tuple:
         return (self.state.data, self.state.encoded)
 

@@ -141,20 +141,27 @@ class AnalysisTab(QWidget):
         state.encodedChanged.connect(self.on_encoded)
 
     # --- to override --------------------------------------------------------------------------
+    no_model_text = "Train or load a model first."   # what the tab says before there is a model
+    needs_encoding = False                            # True: wait for state.encoded as well
+
     def requirement(self) -> str | None:
         """What is missing before this tab can compute (shown in the placeholder), or None."""
         if self.state.data is None:
             return "Open a data set first."
         if self.state.snapshot is None:
-            return "Train or load a model first."
-        return model_mismatch(self.state)
+            return self.no_model_text
+        mismatch = model_mismatch(self.state)
+        if mismatch is None and self.needs_encoding and self.state.encoded is None:
+            return "Waiting for the samples to be encoded…"
+        return mismatch
 
     def dependencies(self) -> tuple:
         """What a result depends on: a result is dropped when any of these changed meanwhile."""
         return (self.state.generation, self.state.data, self.state.snapshot)
 
     def compute(self) -> None:
-        raise NotImplementedError
+        """Start this tab's computation; every tab defines it (the base class has nothing to compute)."""
+        raise NotImplementedError(f"{type(self).__name__} must define compute()")
 
     def clear_results(self) -> None:
         """Forget what is shown (the data changed)."""

@@ -40,6 +40,8 @@ def _item(text: str) -> QTableWidgetItem:
 
 
 class DisentanglementView(AnalysisTab):
+    no_model_text = "Train or load a model to see what each latent dimension carries."
+    needs_encoding = True
     compute_text = "Compute metrics"
     compute_tip = "MIG, SAP (and DCI if ticked) against the ground-truth factors, in the background"
 
@@ -139,15 +141,6 @@ class DisentanglementView(AnalysisTab):
         self.on_encoded()
 
     # --- state --------------------------------------------------------------------------------
-    def requirement(self) -> str | None:
-        missing = super().requirement()
-        if missing is not None:
-            return ("Train or load a model to see what each latent dimension carries."
-                    if missing == "Train or load a model first." else missing)
-        if self.state.encoded is None:
-            return "Waiting for the samples to be encoded…"
-        return None
-
     def refresh(self) -> None:
         super().refresh()
         data = self.state.data

@@ -31,6 +31,7 @@ PROBE_ROWS = (("Linear probe (logistic regression)", "linear_probe_accuracy", "p
 
 
 class PCACompareView(AnalysisTab):
+    no_model_text = "Train or load a model to compare its reconstructions with PCA's."
     compute_tip = ("Fit PCA on the training split and compare it with the model on the held-out samples "
                    "(runs in the background)")
 
@@ -117,12 +118,6 @@ class PCACompareView(AnalysisTab):
         self.refresh()
 
     # --- computing ----------------------------------------------------------------------------
-    def requirement(self) -> str | None:
-        missing = super().requirement()
-        if missing == "Train or load a model first.":
-            return "Train or load a model to compare its reconstructions with PCA's."
-        return missing
-
     def compute(self) -> None:
         if self.requirement() is not None:
             return

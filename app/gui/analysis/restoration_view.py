@@ -29,6 +29,8 @@ CORRUPTION_SETTINGS = {
 
 
 class RestorationView(AnalysisTab):
+    no_model_text = ("Train or load a model to see how it restores corrupted samples (any kind works; a "
+                     "`denoising` autoencoder is trained for it).")
     compute_text = "Corrupt && restore"
     compute_tip = (f"Corrupt {N_RESTORATION_SCORED} held-out samples, reconstruct them with the model and measure "
                    f"PSNR; the first {N_SHOWN} are shown")
@@ -91,11 +93,7 @@ class RestorationView(AnalysisTab):
             return (f"Denoising and inpainting are shown for images; {data.name} holds {data.modality} samples. "
                     "(The engine's restore() works on any data, but PSNR and a picture grid say little about "
                     "table rows or sequences, so this tab does not offer it.)")
-        missing = super().requirement()
-        if missing == "Train or load a model first.":
-            return ("Train or load a model to see how it restores corrupted samples (any kind works; a "
-                    "`denoising` autoencoder is trained for it).")
-        return missing
+        return super().requirement()
 
     def cheap(self) -> bool:
         return True     # a few hundred samples through the model

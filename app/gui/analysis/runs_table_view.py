@@ -146,10 +146,10 @@ class RunsTableView(AnalysisTab):
                                   "baseline, one row each. A folder holding several runs adds them all.")
 
     def _on_data_changed(self) -> None:
-        pass   # each run is measured on its own data
+        """Nothing to clear: each run in the table is measured on its own data."""
 
     def _on_model_changed(self) -> None:
-        pass
+        """Nothing to clear: the table lists saved runs, not the window's current model."""
 
     def on_encoded(self) -> None:
         pass
