@@ -15,7 +15,7 @@ from app.core.data import load_dataset
 from app.core.data.dataset import Dataset
 from app.core.errors import ConfigError
 from app.core.models import build_model
-from app.core.models.base import Autoencoder, gaussian_kl, reconstruction_loss
+from app.core.models.base import Autoencoder
 from app.core.trainer import Trainer, seed_everything
 
 
@@ -113,14 +113,12 @@ def encode_all(model: Autoencoder, x: np.ndarray, batch_size: int = 2048) -> Enc
     for i in range(0, len(x), batch_size):
         xb = torch.as_tensor(x[i:i + batch_size], device=device)
         mu, logvar = model._encode(xb)
-        recon = model.decode_logits(mu)
-        data_space = torch.sigmoid(recon) if model.loss_kind == "bce" else recon
+        scores = model.scores_from(xb, mu, logvar)
         codes.append(mu.float().cpu().numpy())
-        errors.append((data_space - xb).pow(2).flatten(1).sum(1).float().cpu().numpy())
+        errors.append(scores["squared_error"].float().cpu().numpy())
         if logvar is not None:
             logvars.append(logvar.float().cpu().numpy())
-            elbos.append((reconstruction_loss(recon, xb, model.loss_kind)
-                          + gaussian_kl(mu, logvar).sum(1)).float().cpu().numpy())
+            elbos.append(scores["neg_elbo"].float().cpu().numpy())
     k = model.latent_dim
     return EncodedData(
         codes=np.concatenate(codes) if codes else np.zeros((0, k), np.float32),
