@@ -68,9 +68,11 @@ def _dtype_name(t: torch.Tensor) -> str:
 
 def save_run(run_dir: str | Path, model: Autoencoder, *, data_cfg: DataConfig, train_cfg: TrainConfig,
              modality: str, data_info: dict | None = None, history: list | None = None,
-             metrics: dict | None = None) -> Path:
-    """Write a complete run directory. Raises CheckpointError with the reason (disk full,
-    read-only folder) and leaves any previous checkpoint in the folder intact."""
+             metrics: dict | None = None, training_state=None) -> Path:
+    """Write a complete run directory. training_state (Trainer.training_state()) adds the optimizer
+    and random-generator state that `train --resume` needs (app/core/training_state.py).
+    Raises CheckpointError with the reason (disk full, read-only folder) and leaves any previous
+    checkpoint in the folder intact."""
     from safetensors.torch import save as safetensors_save  # lazy: keeps start-up light
 
     run_dir = Path(run_dir)
@@ -106,6 +108,9 @@ def save_run(run_dir: str | Path, model: Autoencoder, *, data_cfg: DataConfig, t
         weights_replaced = True
         if history is not None:
             atomic_write_text(run_dir / METRICS, metrics_csv(history))
+        if training_state is not None:  # before model.json; it names the weights it belongs to
+            from app.core.training_state import write_training_state
+            write_training_state(run_dir, training_state, digest)
         atomic_write_text(run_dir / META, json.dumps(meta, indent=2, default=_json_default))
         try:
             os.unlink(run_dir / PREVIOUS_WEIGHTS)

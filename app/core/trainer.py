@@ -26,6 +26,7 @@ from app.core.config import TrainConfig, validate
 from app.core.device import describe_device, is_out_of_memory, resolve_device
 from app.core.errors import ConfigError, TrainingError
 from app.core.models.base import Autoencoder, NonFiniteLoss, StepSettings
+from app.core.training_state import TrainingState, capture_rng, restore_rng
 
 
 class TrainControl:
@@ -156,6 +157,12 @@ class Trainer:
         self.skipped_steps = 0
         self._train_x = train_x
         self._val_x = val_x
+        # Resume (app/core/resume.py): the state to continue from, and the state after the last
+        # finished epoch, which training_state() hands to checkpoint.save_run.
+        self.resume_state = None
+        self._resumed_steps = 0
+        self._epoch_end: tuple | None = None
+        self._optimizers: list = []
 
     # ------------------------------------------------------------------------------------------
     def run(self, control: TrainControl | None = None) -> Iterator[TrainEvent]:
@@ -178,12 +185,17 @@ class Trainer:
         last_good_state = copy.deepcopy(self.model.state_dict())
         patience_left = cfg.patience
         step = 0
+        start_epoch = 0
+        self._optimizers = optimizers
+        if self.resume_state is not None:
+            start_epoch, best_val, patience_left = self._resume(self.resume_state, optimizers, shuffle)
+            step = self._resumed_steps = start_epoch * steps_per_epoch
         t_start = time.perf_counter()
         # The report clock runs across epochs: epochs shorter than the interval (digits) still
         # report every interval instead of never.
         last_report = t_start - self.report_interval_s
         base_beta = float(getattr(self.model.cfg, "beta", 1.0))
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
             self.model.train()
             t_epoch = time.perf_counter()
             sums: dict[str, torch.Tensor] = {}
@@ -261,6 +273,7 @@ class Trainer:
                 samples_per_second=counted * cfg.batch_size / max(seconds, 1e-9), beta=beta,
                 lr=optimizers[0].param_groups[0]["lr"], skipped_steps=self.skipped_steps, best_epoch=self.best_epoch)
             self.history.append(result)
+            self._epoch_end = (epoch, best_val, patience_left, capture_rng(), shuffle.get_state())
             yield result
             if cfg.patience > 0 and patience_left <= 0:
                 if best_state is not None:
@@ -291,7 +304,7 @@ class Trainer:
     def _progress(self, epoch, step, step_in_epoch, steps_per_epoch, sums, counted, elapsed, beta, optimizers):
         parts = {k: float(v) / max(counted, 1) for k, v in sums.items()}
         total_steps = self.cfg.epochs * steps_per_epoch
-        rate = step / elapsed if elapsed > 0 else 0.0
+        rate = (step - self._resumed_steps) / elapsed if elapsed > 0 else 0.0
         return TrainProgress(
             epoch=epoch, epochs=self.cfg.epochs, step=step, step_in_epoch=step_in_epoch,
             steps_per_epoch=steps_per_epoch, parts=parts, samples_per_second=rate * self.cfg.batch_size,
@@ -312,6 +325,28 @@ class Trainer:
         else:
             message = f"training failed: {type(exc).__name__}: {exc}"
         return self._finish("failed", message, epochs_run)
+
+    def _resume(self, state, optimizers, shuffle) -> tuple[int, float, int]:
+        """Continue after state.epochs_done epochs: optimizer moments, generators, counters."""
+        for opt, saved in zip(optimizers, state.optimizers):
+            opt.load_state_dict(saved)
+        restore_rng(state, shuffle)
+        self.best_epoch = state.best_epoch
+        self.skipped_steps = state.skipped_steps
+        self._epoch_end = (state.epochs_done, state.best_val, state.patience_left, capture_rng(), shuffle.get_state())
+        return state.epochs_done, state.best_val, state.patience_left
+
+    def training_state(self):
+        """The position after the last finished epoch (None before the first), for an exact resume.
+        Stopped mid-epoch, the weights saved are newer than this position: resuming then repeats
+        the unfinished epoch from those weights, close to but not bit-equal with an unbroken run."""
+        if self._epoch_end is None or not self._optimizers:
+            return None
+        epoch, best_val, patience_left, (torch_rng, numpy_rng, cuda_rng), shuffle_state = self._epoch_end
+        return TrainingState(
+            epochs_done=epoch, best_val=best_val, best_epoch=self.best_epoch, patience_left=patience_left,
+            skipped_steps=self.skipped_steps, optimizers=[opt.state_dict() for opt in self._optimizers],
+            torch_rng=torch_rng, shuffle_rng=shuffle_state, numpy_rng=numpy_rng, cuda_rng=cuda_rng)
 
     def _weights_finite(self) -> bool:
         return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
