@@ -18,7 +18,7 @@ import sys
 from typing import Sequence
 
 from app.core.config import DataConfig, ModelConfig, TrainConfig, parse_int_tuple
-from app.core.errors import CheckpointError, LatentExplorerError
+from app.core.errors import CheckpointError, ConfigError, LatentExplorerError
 
 # Field names whose flag differs from --field-name, for the short forms the README uses.
 FLAG_NAMES = {"spec": "--data", "kind": "--model"}
@@ -67,8 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = sub.add_parser("train", help="train a model and write a run directory")
-    train.add_argument("--out", required=True, help="run directory to write (created if missing)")
+    train.add_argument("--out", help="run directory to write (created if missing; default with --resume: that run)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last checkpoint (optimizer, "
+                       "epoch, KL annealing and random state) up to --epochs in total")
+    train.add_argument("--init-from", metavar="RUN_DIR", help="warm-start: copy this run's encoder (and the decoder "
+                       "tensors whose shapes match) into the new model and list the tensors taken")
     add_config_flags(train, DataConfig, "data")
     add_config_flags(train, ModelConfig, "model")
     add_config_flags(train, TrainConfig, "training")
@@ -102,13 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args) -> int:
     from app.core.checkpoint import epoch_row, save_run
-    from app.core.session import data_info, prepare_training
+    from app.core.session import data_info
     from app.core.trainer import EpochResult, TrainFinished, TrainProgress
 
-    data_cfg = config_from_args(args, DataConfig)
-    model_cfg = config_from_args(args, ModelConfig)
-    train_cfg = config_from_args(args, TrainConfig)
-    prepared = prepare_training(data_cfg, model_cfg, train_cfg)
+    prepared, data_cfg, model_cfg, train_cfg, earlier_history = _prepare_train(args)
     from app.core.models import model_warnings
     for warning in model_warnings(model_cfg, prepared.data.sample_shape):
         print(f"warning: {warning}", file=sys.stderr)
@@ -168,7 +169,8 @@ def cmd_train(args) -> int:
         metrics["finished"] = finished.reason
     try:
         save_run(args.out, prepared.model, data_cfg=data_cfg, train_cfg=train_cfg, modality=prepared.data.modality,
-                 data_info=data_info(prepared.data), history=history, metrics=metrics)
+                 data_info=data_info(prepared.data), history=earlier_history + history, metrics=metrics,
+                 training_state=trainer.training_state())
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         _rescue(prepared, data_cfg, train_cfg, history, metrics, autosaver)
@@ -178,6 +180,36 @@ def cmd_train(args) -> int:
         return 1
     print(f"saved {args.out}" + (f" ({finished.message})" if finished else ""), file=sys.stderr)
     return 0
+
+
+def _prepare_train(args):
+    """Configs and a primed trainer for `train`: fresh, warm-started (--init-from) or resumed (--resume)."""
+    from app.core.session import prepare_training
+
+    if args.resume:
+        from app.core.resume import prepare_resume
+        given = [_flag(f.name) for cls in (DataConfig, ModelConfig, TrainConfig) for f in dataclasses.fields(cls)
+                 if getattr(args, f"{cls.__name__}.{f.name}", None) is not None and f.name not in ("epochs", "device")]
+        if given or args.init_from:
+            raise ConfigError(f"--resume continues with the run's own settings; drop {', '.join(given) or '--init-from'} "
+                              f"(only --epochs and --device may be given) or start a new run with --init-from")
+        epochs = getattr(args, "TrainConfig.epochs", None)
+        if epochs is None:
+            raise ConfigError("--resume needs --epochs: the total number of epochs, counting those already done")
+        plan = prepare_resume(args.resume, epochs=epochs, device=getattr(args, "TrainConfig.device", None))
+        args.out = args.out or args.resume
+        print(f"resuming {args.resume} after epoch {plan.epochs_done} of {epochs}", file=sys.stderr)
+        return plan.prepared, plan.data_cfg, plan.model_cfg, plan.train_cfg, plan.earlier_history
+    if not args.out:
+        raise ConfigError("train needs --out RUN_DIR (the run directory to write), or --resume RUN_DIR")
+    data_cfg = config_from_args(args, DataConfig)
+    model_cfg = config_from_args(args, ModelConfig)
+    train_cfg = config_from_args(args, TrainConfig)
+    prepared = prepare_training(data_cfg, model_cfg, train_cfg)
+    if args.init_from:
+        from app.core.resume import warm_start
+        print(warm_start(prepared.model, args.init_from).summary(), file=sys.stderr)
+    return prepared, data_cfg, model_cfg, train_cfg, []
 
 
 def _rescue(prepared, data_cfg, train_cfg, history, metrics, autosaver) -> None:

@@ -121,3 +121,18 @@ def test_warm_start_from_an_unrelated_model_is_refused(tmp_path):
                               TrainConfig(epochs=1))
     with pytest.raises(ConfigError, match="none of its encoder tensors fits"):
         warm_start(target.model, tmp_path / "source")
+
+
+def test_cli_resume_and_init_from(tmp_path, capsys):
+    from app.cli import main
+
+    common = ["--data", "digits", "--model", "vae", "--hidden", "32", "--latent-dim", "4", "--device", "cpu", "--quiet"]
+    assert main(["train", *common, "--epochs", "2", "--out", str(tmp_path / "a")]) == 0
+    assert main(["train", "--resume", str(tmp_path / "a"), "--epochs", "3", "--quiet"]) == 0
+    assert "resuming" in capsys.readouterr().err
+    assert [int(r["epoch"]) for r in load_run(tmp_path / "a").history] == [1, 2, 3]
+    assert main(["train", "--resume", str(tmp_path / "a"), "--epochs", "5", "--lr", "0.1"]) == 1
+    assert "drop --lr" in capsys.readouterr().err
+    assert main(["train", *common[:6], "--latent-dim", "8", "--epochs", "1", "--quiet",
+                 "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "b")]) == 0
+    assert "taken   trunk.0.weight" in capsys.readouterr().err
