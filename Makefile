@@ -24,7 +24,10 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.torch
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@ $(VENV)/.installed
 
+# app/qt_check.py asks ldd whether Qt's X11 plugin can load (it says nothing for QT_QPA_PLATFORM=offscreen
+# or another platform) and, if not, stops with one line naming the missing packages.
 run: $(VENV)/.installed
+	@$(BIN)/python -m app.qt_check
 	$(BIN)/python main.py
 
 test: $(VENV)/.installed-test
