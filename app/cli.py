@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     tour = sub.add_parser("tour", help="open the window offscreen, train briefly, write one screenshot per view")
     tour.add_argument("--out", required=True, help="folder for the PNG files")
     tour.add_argument("--epochs", type=int, default=40, help="epochs of the VAE trained on digits (default: 40)")
+    from app.cli_search import add_search_parser  # hyperparameter search (issue 13, app/core/search.py)
+    add_search_parser(sub)
     return parser
 
 
@@ -274,13 +276,18 @@ def cmd_datasets(_args) -> int:
     return 0
 
 
+def cmd_search(args) -> int:
+    from app.cli_search import cmd_search as run
+    return run(args)
+
+
 def cmd_tour(args) -> int:
     from app.gui.tour import run_tour  # the only command that needs Qt
     return run_tour(args.out, epochs=args.epochs)
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "models": cmd_models,
-            "datasets": cmd_datasets, "tour": cmd_tour}
+            "datasets": cmd_datasets, "tour": cmd_tour, "search": cmd_search}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
