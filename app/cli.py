@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     tour.add_argument("--epochs", type=int, default=40, help="epochs of the VAE trained on digits (default: 40)")
     from app.cli_search import add_search_parser  # hyperparameter search (issue 13, app/core/search.py)
     add_search_parser(sub)
+    from app.cli_transfer import add_transfer_parser  # few-label transfer (issue 13, app/core/analysis/transfer.py)
+    add_transfer_parser(sub)
     return parser
 
 
@@ -281,13 +283,19 @@ def cmd_search(args) -> int:
     return run(args)
 
 
+def cmd_transfer(args) -> int:
+    from app.cli_transfer import cmd_transfer as run
+    return run(args)
+
+
 def cmd_tour(args) -> int:
     from app.gui.tour import run_tour  # the only command that needs Qt
     return run_tour(args.out, epochs=args.epochs)
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "models": cmd_models,
-            "datasets": cmd_datasets, "tour": cmd_tour, "search": cmd_search}
+            "datasets": cmd_datasets, "tour": cmd_tour, "search": cmd_search,
+            "transfer": cmd_transfer}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
