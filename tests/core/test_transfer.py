@@ -59,7 +59,7 @@ def test_unlabelled_data_is_refused(digits_run):
     data = load_data_for_run(run)
     data.y = None
     with pytest.raises(DataError, match="has no labels"):
-        label_efficiency(run, data, (5,), draws=1)
+        label_efficiency(run.model, data, (5,), draws=1)
 
 
 def test_cli_transfer_json(digits_run, capsys, tmp_path):

@@ -113,20 +113,22 @@ def fine_tune_accuracy(model, x_l: np.ndarray, y_l: np.ndarray, x_test: np.ndarr
     return correct / max(len(x_test), 1)
 
 
-def _features(run, data, train_idx: np.ndarray, test_idx: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _features(model, data, train_idx: np.ndarray, test_idx: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     from app.core.analysis.pca_baseline import fit_pca, flatten, pca_transform
     from app.core.session import encode
 
     x_train, x_test = data.x[train_idx], data.x[test_idx]
-    pca = fit_pca(flatten(x_train), run.model.latent_dim)
-    return {"codes": (encode(run.model, x_train), encode(run.model, x_test)),
+    pca = fit_pca(flatten(x_train), model.latent_dim)
+    return {"codes": (encode(model, x_train), encode(model, x_test)),
             "pca": (pca_transform(pca, flatten(x_train)), pca_transform(pca, flatten(x_test))),
             "raw": (flatten(x_train), flatten(x_test))}
 
 
-def label_efficiency(run, data, labels_per_class=(10, 100, 1000), draws: int = 5, seed: int = 0,
-                     fine_tune: bool = True, max_test: int = MAX_TEST, progress=None) -> TransferResult:
-    """The curve for every method; progress(done, total) after each fitted classifier."""
+def label_efficiency(model, data, labels_per_class=(10, 100, 1000), draws: int = 5, seed: int = 0,
+                     fine_tune: bool = True, max_test: int = MAX_TEST, progress=None, val_fraction: float = 0.2,
+                     split_seed: int = 0) -> TransferResult:
+    """The curve for every method; progress(done, total) after each fitted classifier. The split is
+    the model's training split (val_fraction, split_seed), so the scored samples are held out."""
     from app.core.analysis.pca_baseline import heldout_split
     from app.core.analysis.probes import linear_probe_accuracy
 
@@ -134,7 +136,7 @@ def label_efficiency(run, data, labels_per_class=(10, 100, 1000), draws: int = 5
         raise DataError(f"{data.name}: has no labels, so there is nothing to classify; use labelled data")
     if draws < 1 or not labels_per_class or min(labels_per_class) < 1:
         raise DataError("--labels-per-class needs whole numbers >= 1 and --draws at least 1")
-    train_idx, test_idx = heldout_split(data, run.data_cfg.val_fraction, run.data_cfg.split_seed)
+    train_idx, test_idx = heldout_split(data, val_fraction, split_seed)
     classes, y_all = np.unique(data.y, return_inverse=True)
     if len(classes) < 2:
         raise DataError(f"{data.name}: needs at least two classes, it has {len(classes)}")
@@ -145,7 +147,7 @@ def label_efficiency(run, data, labels_per_class=(10, 100, 1000), draws: int = 5
     used = sorted({min(int(n), smallest) for n in labels_per_class})
     notes = [f"{n} per class asked, only {smallest} in the smallest class's training split: capped"
              for n in labels_per_class if n > smallest]
-    features = _features(run, data, train_idx, test_idx)
+    features = _features(model, data, train_idx, test_idx)
     methods = list(features) + (["fine_tuned"] if fine_tune else [])
     accuracies = {m: [[] for _ in used] for m in methods}
     total, done = len(used) * draws * len(methods), 0
@@ -154,7 +156,7 @@ def label_efficiency(run, data, labels_per_class=(10, 100, 1000), draws: int = 5
             pick = draw_labelled(y_train, n, np.random.default_rng([seed, n, d]))
             for m in methods:
                 if m == "fine_tuned":
-                    acc = fine_tune_accuracy(run.model, data.x[train_idx[pick]], y_train[pick], data.x[test_idx],
+                    acc = fine_tune_accuracy(model, data.x[train_idx[pick]], y_train[pick], data.x[test_idx],
                                              y_test, len(classes), seed=seed * 1000 + d)
                 else:
                     tr, te = features[m]
@@ -163,20 +165,21 @@ def label_efficiency(run, data, labels_per_class=(10, 100, 1000), draws: int = 5
                 done += 1
                 if progress is not None:
                     progress(done, total)
-    split = (f"held-out validation split of the run ({len(test_idx):,} samples scored, "
-             f"labels drawn from its {len(train_idx):,} training samples)")
+    split = (f"held-out validation split ({len(test_idx):,} samples scored; the labels are drawn from the "
+             f"{len(train_idx):,} samples the model trained on)")
     return TransferResult(labels_per_class=[int(n) for n in labels_per_class], used_per_class=used,
                           accuracies=accuracies, n_classes=len(classes), n_test=len(test_idx), split=split,
-                          latent_dim=run.model.latent_dim, notes=notes)
+                          latent_dim=model.latent_dim, notes=notes)
 
 
 def transfer_for_run(run_dir, spec: str | None = None, labels_per_class=(10, 100, 1000), draws: int = 5,
                      seed: int = 0, fine_tune: bool = True, limit: int = 0, progress=None) -> TransferResult:
-    """The CLI's and the window's entry point: load the run and its (or other) data, then the curve."""
+    """The CLI's entry point: load the run and its (or other) data, then the curve."""
     from app.core.checkpoint import load_run
     from app.core.session import load_data_for_run
 
     run = load_run(run_dir) if not hasattr(run_dir, "model") else run_dir
     data = load_data_for_run(run, spec, limit)
-    return label_efficiency(run, data, labels_per_class, draws=draws, seed=seed, fine_tune=fine_tune,
-                            progress=progress)
+    return label_efficiency(run.model, data, labels_per_class, draws=draws, seed=seed, fine_tune=fine_tune,
+                            progress=progress, val_fraction=run.data_cfg.val_fraction,
+                            split_seed=run.data_cfg.split_seed)
