@@ -32,7 +32,6 @@ METHODS = ("codes", "pca", "raw", "fine_tuned")
 METHOD_LABELS = {"codes": "logistic regression on the AE's codes", "pca": "logistic regression on PCA (same size)",
                  "raw": "logistic regression on raw inputs", "fine_tuned": "encoder fine-tuned with a linear head"}
 MAX_TEST = 5000            # held-out samples scored per point (a seeded subset beyond this)
-FINE_TUNE_STEPS = 300
 FINE_TUNE_LR = 1e-3
 ANCHOR = "Kingma et al. 2014: 3.33% MNIST error with 100 labels (M1+M2 semi-supervised VAE)"
 
@@ -80,8 +79,9 @@ def draw_labelled(y: np.ndarray, per_class: int, rng: np.random.Generator) -> np
 
 
 def fine_tune_accuracy(model, x_l: np.ndarray, y_l: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-                       n_classes: int, seed: int, steps: int = FINE_TUNE_STEPS, lr: float = FINE_TUNE_LR) -> float:
-    """Copy of the encoder + Linear(K, classes), trained end to end on the labelled samples."""
+                       n_classes: int, seed: int, steps: int = 0, lr: float = FINE_TUNE_LR) -> float:
+    """Copy of the encoder + Linear(K, classes), trained end to end on the labelled samples
+    (steps 0: about 20 passes over them, 300 to 3,000 steps)."""
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -91,15 +91,21 @@ def fine_tune_accuracy(model, x_l: np.ndarray, y_l: np.ndarray, x_test: np.ndarr
     device = model_device(model)
     torch.manual_seed(seed)
     encoder = copy.deepcopy(model).to(device).train()
+    for p in encoder.parameters():   # the window's snapshots are frozen copies
+        p.requires_grad_(True)
     head = nn.Linear(encoder.latent_dim, n_classes).to(device)
     opt = torch.optim.Adam(list(encoder.parameters()) + list(head.parameters()), lr=lr)
     x = torch.as_tensor(x_l, device=device)
     y = torch.as_tensor(y_l, dtype=torch.long, device=device)
+    with torch.no_grad():   # codes standardised as the logistic regressions' inputs are (fixed affine)
+        codes = encoder.encode(x)
+        centre, scale = codes.mean(0), codes.std(0).clamp_min(1e-6) if len(x) > 1 else torch.ones_like(codes[0])
     generator = torch.Generator().manual_seed(seed)
     batch = min(64, len(x))
+    steps = steps or int(np.clip(20 * len(x) / batch, 300, 3000))   # about 20 epochs of the labelled set
     for _ in range(steps):
         idx = torch.randint(0, len(x), (batch,), generator=generator).to(device)
-        loss = F.cross_entropy(head(encoder.encode(x[idx])), y[idx])
+        loss = F.cross_entropy(head((encoder.encode(x[idx]) - centre) / scale), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -108,7 +114,7 @@ def fine_tune_accuracy(model, x_l: np.ndarray, y_l: np.ndarray, x_test: np.ndarr
     with torch.no_grad():
         for i in range(0, len(x_test), 2048):
             xb = torch.as_tensor(x_test[i:i + 2048], device=device)
-            pred = head(encoder.encode(xb)).argmax(1).cpu().numpy()
+            pred = head((encoder.encode(xb) - centre) / scale).argmax(1).cpu().numpy()
             correct += int((pred == y_test[i:i + 2048]).sum())
     return correct / max(len(x_test), 1)
 

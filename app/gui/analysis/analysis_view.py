@@ -7,6 +7,7 @@ from PySide6.QtWidgets import QTabWidget, QWidget
 
 from app.gui.analysis.anomaly_view import AnomalyView
 from app.gui.analysis.disentanglement_view import DisentanglementView
+from app.gui.analysis.few_labels_view import FewLabelsView
 from app.gui.analysis.pca_compare_view import PCACompareView
 from app.gui.analysis.restoration_view import RestorationView
 from app.gui.analysis.runs_table_view import RunsTableView
@@ -22,6 +23,7 @@ class AnalysisView(QTabWidget):
         self.disentanglement_tab = DisentanglementView(state)
         self.restoration_tab = RestorationView(state)
         self.runs_tab = RunsTableView(state)
+        self.few_labels_tab = FewLabelsView(state)
         for tab, title, tip in (
                 (self.pca_tab, "vs PCA", "Held-out reconstruction error and features: the autoencoder against "
                                          "PCA with as many components as latent dimensions"),
@@ -31,7 +33,9 @@ class AnalysisView(QTabWidget):
                                                               "with ground-truth factors"),
                 (self.restoration_tab, "Denoise / inpaint", "Corrupt held-out images and let the model restore "
                                                             "them, with PSNR"),
-                (self.runs_tab, "Compare runs", "Saved runs side by side: the β trade-off in one table")):
+                (self.runs_tab, "Compare runs", "Saved runs side by side: the β trade-off in one table"),
+                (self.few_labels_tab, "Few labels", "Codes as features with few labels: accuracy against labels "
+                                                    "per class, codes vs PCA vs raw inputs vs the fine-tuned encoder")):
             self.setTabToolTip(self.addTab(tab, title), tip)
 
     @property
