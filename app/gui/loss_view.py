@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from app.gui.export import ask_save_path, export_plot
 from app.gui.state import ExplorerState
@@ -97,23 +97,31 @@ class LossView(QWidget):
         self.parts_checkbox.setToolTip("Show each part of the loss (reconstruction, KL, ...) as its own curve; "
                                        "click a legend entry to hide one curve")
         self.parts_checkbox.toggled.connect(self._apply_visibility)
-        self.export_png_button = QPushButton("Export PNG…")
-        self.export_png_button.setToolTip("Save the loss plot as a PNG image")
+        self.legend_checkbox = QCheckBox("Legend")
+        self.legend_checkbox.setChecked(True)
+        self.legend_checkbox.setToolTip("Show the legend beside the plot (and in exported figures); click an entry "
+                                        "to hide or show its curve")
+        self.legend_checkbox.toggled.connect(self._show_legend)
+        self.export_png_button = QToolButton(text="PNG…")
+        self.export_png_button.setToolTip("Save the loss plot as a PNG image (size and DPI in the dialog)")
         self.export_png_button.clicked.connect(lambda: self._ask_export("png"))
-        self.export_svg_button = QPushButton("Export SVG…")
+        self.export_svg_button = QToolButton(text="SVG…")
         self.export_svg_button.setToolTip("Save the loss plot as an SVG vector drawing")
         self.export_svg_button.clicked.connect(lambda: self._ask_export("svg"))
         self.info_label = QLabel(EMPTY_HINT)
+        self.info_label.setWordWrap(True)   # wraps in a narrow dock instead of widening it
         self.info_label.setToolTip("The best epoch has the lowest validation loss (training loss without a "
                                    "validation split)")
 
         toolbar = QHBoxLayout()
         toolbar.addWidget(self.info_label, 1)
-        for widget in (self.log_checkbox, self.parts_checkbox, self.export_png_button, self.export_svg_button):
+        for widget in (self.log_checkbox, self.parts_checkbox, self.legend_checkbox, self.export_png_button,
+                       self.export_svg_button):
             toolbar.addWidget(widget)
 
-        self.plot = pg.PlotWidget()
-        self.plot_item = self.plot.getPlotItem()
+        # The legend sits in a column of its own right of the plot, so it never covers a curve.
+        self.plot = pg.GraphicsLayoutWidget()
+        self.plot_item = self.plot.addPlot(row=0, col=0)
         # A grid at the major ticks only, and no minor ticks: the minor levels' extra lines made up
         # half of each redraw's paint (about 10 of 20 ms here, with ten redraws a second while training).
         self.plot_item.showGrid(x=True, y=True, alpha=0.2)
@@ -122,9 +130,11 @@ class LossView(QWidget):
         self.plot_item.setLabel("bottom", "epoch")
         self.plot_item.setLabel("left", "loss per sample")
         self.plot_item.setMouseEnabled(x=True, y=True)
-        self.legend = self.plot_item.addLegend(offset=(-10, 10), brush=pg.mkBrush(255, 255, 255, 210),
-                                               pen=pg.mkPen(200, 200, 200), labelTextSize="8pt", verSpacing=-6)
-        self.legend.setColumnCount(2)   # two short columns hide less of the curves than one long one
+        self.legend = pg.LegendItem(labelTextSize="8pt", verSpacing=-6, frame=False)
+        self.plot.addItem(self.legend, row=0, col=1)
+        # Entries stacked at the top of their column, not spread over the plot's height.
+        self.legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self.plot.ci.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.live_curve = pg.PlotDataItem(pen=pg.mkPen(LIVE_COLOUR, width=1), name="train (running mean in epoch)")
         # Peak downsampling and clipping for the one long curve (pyqtgraph's advice for live data).
@@ -213,6 +223,7 @@ class LossView(QWidget):
                                     symbolBrush=pen.color(), symbolPen=None)
             curve.loss_part = part
             self.plot_item.addItem(curve)
+            self.legend.addItem(curve, name)
             self.curves[key] = curve
         return curve
 
@@ -227,7 +238,9 @@ class LossView(QWidget):
         wanted = {key for key, _, _ in loss_series(columns)} if epochs.size else set()
         for key in list(self.curves):
             if key not in wanted:
-                self.plot_item.removeItem(self.curves.pop(key))   # also leaves the legend
+                curve = self.curves.pop(key)
+                self.plot_item.removeItem(curve)
+                self.legend.removeItem(curve)
         if not epochs.size:
             self._part_colours.clear()
             self.best_line.setVisible(False)
@@ -255,9 +268,11 @@ class LossView(QWidget):
         if not self._live_x:
             if self.live_curve.scene() is not None:
                 self.plot_item.removeItem(self.live_curve)
+                self.legend.removeItem(self.live_curve)
             return
         if self.live_curve.scene() is None:
             self.plot_item.addItem(self.live_curve)
+            self.legend.addItem(self.live_curve, self.live_curve.name())
         self.live_curve.setData(np.asarray(self._live_x), self._positive_if_log(np.asarray(self._live_y)),
                                 connect="finite")
         if not self._columns.get("epoch", np.zeros(0)).size:
@@ -268,6 +283,11 @@ class LossView(QWidget):
         for curve in self.curves.values():
             if curve.loss_part is not None:
                 curve.setVisible(show_parts)
+
+    def _show_legend(self, on: bool) -> None:
+        self.legend.setVisible(on)
+        # A hidden legend gives its column back to the plot.
+        self.plot.ci.layout.setColumnFixedWidth(1, self.legend.boundingRect().width() if on else 0)
 
     def set_log_scale(self, on: bool) -> None:
         if self.log_checkbox.isChecked() != on:

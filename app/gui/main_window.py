@@ -157,26 +157,9 @@ class MainWindow(QMainWindow):
             # leaves stray copies of Qt's tab bars behind in the area they left.
             by_kind[type(view).__name__] = self._dock(title, view, right, type(view).__name__)
         log_dock = self._dock("Messages", self.message_log, right, "messages")
-        # Default arrangement, right of the settings: projections on top, then the loss curves beside
-        # the reconstructions (both follow training), then the traversal across the full width so
-        # its sliders and grids have room. The message log sits behind the loss curves.
-        projections = by_kind.get("ProjectionView")
-        reconstructions = by_kind.get("ReconstructionView")
-        traversal = by_kind.get("TraversalView")
-        analysis = by_kind.get("AnalysisView")
-        if projections is not None:
-            if traversal is not None:
-                self.splitDockWidget(projections, traversal, Qt.Orientation.Vertical)
-            self.splitDockWidget(projections, loss_dock, Qt.Orientation.Vertical)
-        if reconstructions is not None:
-            self.splitDockWidget(loss_dock, reconstructions, Qt.Orientation.Horizontal)
-        self.tabifyDockWidget(loss_dock, log_dock)
-        loss_dock.raise_()
-        if analysis is not None and traversal is not None:
-            self.tabifyDockWidget(traversal, analysis)   # analysis shares the traversal's full width
-            traversal.raise_()
-
-        self._default_docks = (data_dock, training_dock, [d for d in (projections, loss_dock, traversal) if d])
+        # The default arrangement and sizes live in app/gui/default_layout.py.
+        from app.gui.default_layout import arrange
+        self._default_docks = arrange(self, by_kind, loss_dock, log_dock, data_dock, training_dock)
         self._default_state = self.saveState()
         view_actions = [dock.toggleViewAction() for key, dock in self.docks.items()
                         if key not in ("data", "training", "loss")]
@@ -192,12 +175,8 @@ class MainWindow(QMainWindow):
 
     def _apply_default_sizes(self) -> None:
         """Dock sizes only take once the window has its size, so this runs when it is first shown."""
-        data_dock, training_dock, right_column = self._default_docks
-        self.resizeDocks([data_dock, training_dock], [200, 700], Qt.Orientation.Vertical)
-        self.resizeDocks([data_dock], [380], Qt.Orientation.Horizontal)
-        shares = {1: [1], 2: [3, 2], 3: [4, 3, 3]}[len(right_column)]
-        height = max(self.height() - 80, 300)
-        self.resizeDocks(right_column, [height * s // sum(shares) for s in shares], Qt.Orientation.Vertical)
+        from app.gui.default_layout import apply_sizes
+        apply_sizes(self, self._default_docks)
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
         # The first paint of the window's content has happened: the user sees the window, so the
@@ -309,23 +288,24 @@ class MainWindow(QMainWindow):
 
     def _restore_layout(self) -> None:
         """The docks' arrangement; needs every dock to exist, so it runs once the views are built."""
+        from app.gui.default_layout import LAYOUT_VERSION
         layout = QSettings().value("window/state")
         self._layout_restored = False
         if isinstance(layout, QByteArray) and not layout.isEmpty():
-            self._layout_restored = self.restoreState(layout)
+            self._layout_restored = self.restoreState(layout, LAYOUT_VERSION)   # older layouts: the new default
 
     def _save_layout(self) -> None:
         settings = QSettings()
         settings.setValue("window/geometry", self.saveGeometry())
-        settings.setValue("window/state", self.saveState())
+        from app.gui.default_layout import LAYOUT_VERSION
+        settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
 
     def reset_layout(self) -> None:
         self.restoreState(self._default_state)
         for dock in self.docks.values():
             dock.setFloating(False)
             dock.show()
-        self.docks["loss"].raise_()
-        self._apply_default_sizes()
+        self._apply_default_sizes()   # raises the default tabs too
 
     # --- messages -----------------------------------------------------------------------------
     def _show_message(self, level: str, text: str) -> None:

@@ -113,6 +113,7 @@ class TrainingPanel(QWidget):
         self.stop_button.clicked.connect(self.stopRequested)
         buttons = QHBoxLayout()
         for button in (self.train_button, self.pause_button, self.resume_button, self.stop_button):
+            button.setMinimumWidth(60)   # not the style's 80: the settings column stays ~300 px (default_layout.py)
             buttons.addWidget(button)
 
         self.progress = QProgressBar()
@@ -121,6 +122,7 @@ class TrainingPanel(QWidget):
         self.progress.setTextVisible(False)
         self.progress.setToolTip("Share of all training steps done")
         self.progress_label = QLabel("Not training")
+        self.progress_label.setWordWrap(True)   # a long "Stopped after ..." must not widen the settings column
         self.progress_label.setToolTip("Epoch, running training loss, throughput and estimated time left")
 
         layout = QVBoxLayout(self)
