@@ -354,6 +354,23 @@ def read_search(out: str | Path) -> tuple[SearchSpec, list[dict]]:
     return spec, trial_rows(study)
 
 
+def progress_from_rows(rows: list[dict], spec: SearchSpec) -> SearchProgress:
+    """Progress of a search another process runs, from its trial table (the window follows it)."""
+    counted = [r for r in rows if r["state"] in ("complete", "pruned", "failed", "running")]
+    states = [r["state"] for r in counted]
+    finished = [r for r in counted if r["state"] != "running" and r["seconds"] is not None]
+    best = best_row(rows, spec.direction)
+    running = states.count("running")
+    remaining = max(0, spec.trials - len(counted))
+    mean_s = sum(r["seconds"] for r in finished) / len(finished) if finished else None
+    elapsed = max((r["seconds"] or 0.0 for r in counted), default=0.0)
+    return SearchProgress(total=spec.trials, complete=states.count("complete"), pruned=states.count("pruned"),
+                          failed=states.count("failed"), running=running,
+                          best_value=None if best is None else best["value"],
+                          best_trial=None if best is None else best["trial"], elapsed_s=elapsed,
+                          eta_s=None if mean_s is None else mean_s * (remaining + running * 0.5) / max(spec.jobs, 1))
+
+
 def best_row(rows: list[dict], direction: str) -> dict | None:
     done = [r for r in rows if r["state"] == "complete" and r["value"] is not None]
     if not done:

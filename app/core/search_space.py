@@ -208,3 +208,43 @@ def apply_settings(model_cfg: ModelConfig, train_cfg: TrainConfig, settings: dic
         changes[cls][name] = value
     return (dataclasses.replace(model_cfg, **changes[ModelConfig]),
             dataclasses.replace(train_cfg, **changes[TrainConfig]))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def space_line(name: str, current: Any = None) -> str:
+    """A starting TOML line for one setting, from the field's metadata (the window's "Add setting"):
+    a log range a decade either side of the current value for positive floats, a range around it
+    for whole numbers, every choice for a choice field, the current and a halved layer list."""
+    cls, f = searchable_fields()[name]
+    meta = f.metadata
+    value = _default(f) if current is None else current
+    key = "model" if name == "kind" else name
+    lo_bound, hi_bound = meta.get("min"), meta.get("max")
+    if meta.get("choices"):
+        return f"{key} = {_toml_value(list(meta['choices']))}"
+    if isinstance(value, bool):
+        return f"{key} = [true, false]"
+    if isinstance(value, tuple):
+        half = tuple(max(1, v // 2) for v in value)
+        return f"{key} = {_toml_value([list(value), list(half)])}"
+    if isinstance(value, int):
+        low, high = max(1, value // 2), max(2, value * 2)
+        low = max(low, int(lo_bound or 0))
+        high = min(high, int(hi_bound)) if hi_bound is not None else high
+        return f"{key} = {{ low = {low}, high = {max(high, low + 1)} }}"
+    if value > 0:
+        low, high = value / 10, value * 10
+        low = max(low, lo_bound) if lo_bound else low
+        high = min(high, hi_bound) if hi_bound is not None else high
+        return f"{key} = {{ low = {low:g}, high = {high:g}, log = true }}"
+    high = 1.0 if hi_bound is None else min(1.0, hi_bound)
+    return f"{key} = {{ low = 0.0, high = {high:g} }}"

@@ -47,7 +47,7 @@ class DefaultDocks:
 def arrange(window: QMainWindow, by_kind: dict[str, QDockWidget], loss: QDockWidget, log: QDockWidget,
             data: QDockWidget, training: QDockWidget) -> DefaultDocks:
     """Split and tabify the docks (all already in the right-hand area) into the default arrangement."""
-    top = [by_kind[k] for k in ("ProjectionView", "TraversalView", "AnalysisView") if k in by_kind]
+    top = [by_kind[k] for k in ("ProjectionView", "TraversalView", "AnalysisView", "SearchView") if k in by_kind]
     reconstructions = by_kind.get("ReconstructionView")
     anchor = top[0] if top else loss
     if top:

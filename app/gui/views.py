@@ -26,4 +26,14 @@ def build_views(state: ExplorerState, parent: QWidget | None = None,
         ("Reconstructions", ReconstructionView(state, parent), Area.BottomDockWidgetArea),
         ("Latent traversal", TraversalView(state, parent), Area.BottomDockWidgetArea),
         ("Analysis", AnalysisView(state, parent), Area.BottomDockWidgetArea),
+        ("Search", _search_view(state, parent), Area.BottomDockWidgetArea),
     ]
+
+
+def _search_view(state: ExplorerState, parent: QWidget | None) -> QWidget:
+    """The hyperparameter-search dock (app/gui/search_view.py): fixed settings from the training
+    panel, trials opened through the window's open-run path."""
+    from app.gui.search_view import SearchView, window_configs
+
+    configs = (lambda: window_configs(parent)) if hasattr(parent, "training_panel") else None
+    return SearchView(state, parent, configs=configs, open_run=getattr(parent, "open_run", None))
