@@ -135,9 +135,10 @@ def test_every_view_is_docked(window):
     from app.gui.reconstruction_view import ReconstructionView
     from app.gui.traversal_view import TraversalView
     from app.gui.analysis import AnalysisView
+    from app.gui.search_view import SearchView
 
     kinds = {type(view) for view in window.views}
-    assert kinds == {ProjectionView, ReconstructionView, TraversalView, AnalysisView}
+    assert kinds == {ProjectionView, ReconstructionView, TraversalView, AnalysisView, SearchView}
     for view in window.views:
         assert isinstance(view.parent(), QDockWidget)
 
