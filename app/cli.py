@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     tour = sub.add_parser("tour", help="open the window offscreen, train briefly, write one screenshot per view")
     tour.add_argument("--out", required=True, help="folder for the PNG files")
     tour.add_argument("--epochs", type=int, default=40, help="epochs of the VAE trained on digits (default: 40)")
+    tour.add_argument("--size", default="1440x900", help="window size WIDTHxHEIGHT, e.g. 1440x900 or 1920x1080 "
+                                                         "(default: 1440x900, a laptop screen)")
     from app.cli_search import add_search_parser  # hyperparameter search (issue 13, app/core/search.py)
     add_search_parser(sub)
     from app.cli_transfer import add_transfer_parser  # few-label transfer (issue 13, app/core/analysis/transfer.py)
@@ -290,7 +292,7 @@ def cmd_transfer(args) -> int:
 
 def cmd_tour(args) -> int:
     from app.gui.tour import run_tour  # the only command that needs Qt
-    return run_tour(args.out, epochs=args.epochs)
+    return run_tour(args.out, epochs=args.epochs, size=args.size)
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "models": cmd_models,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QMainWindow
 
 LAYOUT_VERSION = 2          # saveState/restoreState version: bump when the default changes a lot
@@ -107,11 +107,53 @@ def _apply_sizes(window: QMainWindow, docks: DefaultDocks) -> None:
 
 
 def _share_projection_width(view, right_width: int) -> None:
-    """The maps take the projection view's width; the hovered-sample preview keeps a slim column."""
+    """The maps take the projection view's width; the hovered-sample preview keeps a slim column.
+    The maps' splitter lays itself out again (equal shares, ~280 px maps at 1440x900) when it first
+    shows behind the "no model yet" page and when a panel is shown or hidden, so the share is kept
+    on every such change until the user drags a handle."""
     splitter = getattr(view, "splitter", None)
     if splitter is None or splitter.count() < 2:
         return
+    if getattr(splitter, "_default_share", None) is None:
+        keeper = _KeepMapShare(splitter)
+        splitter._default_share = keeper
+        splitter.installEventFilter(keeper)
+        splitter.splitterMoved.connect(keeper.user_moved)
+    splitter._default_share.active = True
+    if splitter.isVisible():
+        share_splitter(splitter)
+
+
+def share_splitter(splitter) -> None:
     panels = [splitter.widget(i) for i in range(splitter.count() - 1)]
     shown = [p for p in panels if not p.isHidden()] or panels[:MAPS_SHOWN]
-    side = max((right_width - PREVIEW_WIDTH - SPLIT_HANDLES_PX) // max(len(shown), 1), 1)
-    splitter.setSizes([side if p in shown else 0 for p in panels] + [PREVIEW_WIDTH])
+    width = splitter.width()
+    side = max((width - PREVIEW_WIDTH - splitter.handleWidth() * len(shown)) // max(len(shown), 1), 1)
+    splitter.setSizes([side if p in shown else 0 for p in panels] + [width - side * len(shown)])
+
+
+class _KeepMapShare(QObject):
+    """Re-applies the maps' share when the splitter is resized or its panels change, until the
+    user moves a handle (View > Reset layout turns it on again)."""
+
+    def __init__(self, splitter):
+        super().__init__(splitter)
+        self.active = True
+        self._pending = False
+
+    def user_moved(self, *_args) -> None:
+        self.active = False
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
+        if (self.active and not self._pending and watched.isVisible()
+                and event.type() in (QEvent.Type.Resize, QEvent.Type.Show, QEvent.Type.LayoutRequest)):
+            self._pending = True   # once per turn of the event loop, after the splitter's own layout
+            QTimer.singleShot(0, lambda: self._apply(watched))
+        return False
+
+    def _apply(self, splitter) -> None:
+        self._pending = False
+        if self.active:
+            splitter.blockSignals(True)   # setSizes is not a user's move
+            share_splitter(splitter)
+            splitter.blockSignals(False)

@@ -21,6 +21,26 @@ from app.core.imaging import grid_mosaic
 from app.gui.export import ask_save_path, export_image, export_plot, export_toolbar, message_label
 
 CellTooltip = Callable[[int, int], str]   # (row, column) -> text
+LABEL_GAP_PX = 6   # at least this much space between two neighbouring axis labels
+
+
+def spaced_labels(centres_px, extents_px, labels, gap: float = LABEL_GAP_PX) -> list[int]:
+    """Indices of the labels to draw so that none overlaps another: the middle non-empty label
+    first, then outwards on each side, each kept only if it clears the last one kept by `gap`.
+    Empty labels are never drawn and never block one."""
+    filled = [i for i, text in enumerate(labels) if text]
+    if not filled:
+        return []
+    middle = filled[len(filled) // 2]
+    kept = [middle]
+    for direction in (1, -1):
+        edge = centres_px[middle] + direction * extents_px[middle] / 2
+        for i in (filled[filled.index(middle) + 1:] if direction > 0 else reversed(filled[:filled.index(middle)])):
+            near = centres_px[i] - direction * extents_px[i] / 2
+            if (near - edge) * direction >= gap:
+                kept.append(i)
+                edge = centres_px[i] + direction * extents_px[i] / 2
+    return sorted(kept)
 
 
 def cell_centres(count: int, size: int, pad: int) -> np.ndarray:
@@ -56,6 +76,7 @@ class ImageGrid(QWidget):
         self._row_tooltips: list[str] | None = None
         self.row_labels: list[str] = []      # shown beside the rows / under the columns
         self.col_labels: list[str] = []
+        self._tick_positions: dict[str, list[float]] = {"left": [], "bottom": []}
 
         bar_widget = export_toolbar(
             self, scale=scale, scale_tip="Each image pixel becomes this many pixels in the exported PNG",
@@ -75,6 +96,9 @@ class ImageGrid(QWidget):
             self.plot.getAxis(name).setStyle(tickLength=0)
             self.plot.showAxis(name, False)
         self.graphics.scene().sigMouseMoved.connect(self._update_tooltip)
+        # Labels that would run into each other at this zoom are left out (greedily, from the middle).
+        self.plot.vb.sigResized.connect(self._fit_labels)
+        self.plot.vb.sigRangeChanged.connect(self._fit_labels)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.message)
         self.stack.addWidget(self.graphics)
@@ -117,6 +141,7 @@ class ImageGrid(QWidget):
         self.row_labels, self.col_labels = list(row_labels or []), list(col_labels or [])
         self._set_ticks("left", row_labels, cell_centres(rows, h, self.pad))
         self._set_ticks("bottom", col_labels, cell_centres(cols, w, self.pad))
+        self._fit_labels()
 
     def show_display(self, display: np.ndarray) -> None:
         """The hot path: one display image ((H, W) or (H, W, 3) in [0, 1]) replaces the current one.
@@ -149,15 +174,35 @@ class ImageGrid(QWidget):
     def _set_ticks(self, axis_name: str, labels: list[str] | None, positions) -> None:
         axis = self.plot.getAxis(axis_name)
         if not labels:
+            self._tick_positions[axis_name] = []
             self.plot.showAxis(axis_name, False)
             return
-        axis.setTicks([list(zip((float(p) for p in positions), labels)), []])
+        self._tick_positions[axis_name] = [float(p) for p in positions]
+        axis.setTicks([list(zip(self._tick_positions[axis_name], labels)), []])
         if axis_name == "left":
             # Reserve the labels' width now: pyqtgraph widens an axis only after a first paint that
             # clipped the labels, which leaves the first picture (and a quick export) unlabelled.
             metrics = QFontMetrics(axis.style.get("tickFont") or self.font())
             axis.setWidth(max(metrics.horizontalAdvance(label) for label in labels) + 12)
         self.plot.showAxis(axis_name, True)
+
+    def _fit_labels(self, *_args) -> None:
+        """Show only labels that keep a gap to their neighbours at the current pixel scale."""
+        for axis_name, labels in (("bottom", self.col_labels), ("left", self.row_labels)):
+            positions = self._tick_positions[axis_name]
+            if not labels or len(positions) != len(labels):
+                continue
+            axis = self.plot.getAxis(axis_name)
+            metrics = QFontMetrics(axis.style.get("tickFont") or self.font())
+            vertical = axis_name == "left"
+            pixels = self.plot.vb.height() if vertical else self.plot.vb.width()
+            (x0, x1), (y0, y1) = self.plot.vb.viewRange()
+            span = (y1 - y0) if vertical else (x1 - x0)
+            if pixels <= 1 or span <= 0:
+                continue
+            extent = [metrics.height() if vertical else metrics.horizontalAdvance(t) for t in labels]
+            kept = spaced_labels([p * pixels / span for p in positions], extent, labels, gap=LABEL_GAP_PX)
+            axis.setTicks([[(positions[i], labels[i]) for i in kept], []])
 
     def set_caption(self, text: str) -> None:
         self.caption.setText(text)

@@ -14,7 +14,20 @@ import time
 from pathlib import Path
 
 TOUR_EPOCHS = 40
-WINDOW_SIZE = (1680, 1050)
+WINDOW_SIZE = "1440x900"   # a laptop screen; the README's screenshots are taken at this size
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1440x900' -> (1440, 900); ConfigError naming the fix otherwise."""
+    from app.core.errors import ConfigError
+
+    width, sep, height = str(text).lower().partition("x")
+    if not sep or not width.strip().isdigit() or not height.strip().isdigit():
+        raise ConfigError(f"--size {text!r}: give the window size as WIDTHxHEIGHT, e.g. 1440x900")
+    size = int(width), int(height)
+    if not (800 <= size[0] <= 7680 and 600 <= size[1] <= 4320):
+        raise ConfigError(f"--size {text}: use a window between 800x600 and 7680x4320")
+    return size
 
 
 def _wait(app, done, timeout_s: float, what: str) -> None:
@@ -42,7 +55,8 @@ def _settle(app, seconds: float) -> None:
     _wait(app, lambda: time.monotonic() >= end, seconds + 5, "the views to redraw")
 
 
-def run_tour(out_dir: str, epochs: int = TOUR_EPOCHS) -> int:
+def run_tour(out_dir: str, epochs: int = TOUR_EPOCHS, size: str = WINDOW_SIZE) -> int:
+    window_size = parse_size(size)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ["LATENT_EXPLORER_NO_RECOVERY"] = "1"
     from PySide6.QtWidgets import QApplication
@@ -65,7 +79,7 @@ def run_tour(out_dir: str, epochs: int = TOUR_EPOCHS) -> int:
     window = MainWindow(load_builtin="digits", warm_up_projections=True)
     window.confirm_close = False
     window.controller.autosave_enabled = False
-    window.resize(*WINDOW_SIZE)
+    window.resize(*window_size)
     window.show()
     state = window.state
     _wait(app, lambda: state.data is not None, 60, "the digits data")
@@ -101,28 +115,104 @@ def run_tour(out_dir: str, epochs: int = TOUR_EPOCHS) -> int:
     traversal.set_dimension_value(dim, 1.8)
     _settle(app, 1.0)
 
-    _hide_stray_tab_bars(window)
-    shots = {
-        "overview.png": window,
-        "training.png": window.docks["loss"],
-        "projections.png": window.docks["ProjectionView"],
-        "reconstructions.png": window.docks["ReconstructionView"],
-        "traversal.png": window.docks["TraversalView"],
-    }
-    for name, widget in shots.items():
+    written = _photograph(app, window, out)
+    window.close()
+    app.processEvents()
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _photograph(app, window, out: Path) -> list[Path]:
+    """One PNG per view, each dock raised first (the big views share one tabbed area), and
+    geometry.json: the measured size of every map's and plot's view box and the traversal grid's
+    label rectangles, for tests/gui/test_layout_geometry.py and the README."""
+    import json
+
+    docks = window.docks
+    shots = [("overview.png", window, "ProjectionView"), ("training.png", docks["loss"], "loss"),
+             ("projections.png", docks["ProjectionView"], "ProjectionView"),
+             ("reconstructions.png", docks["ReconstructionView"], "ReconstructionView"),
+             ("traversal.png", docks["TraversalView"], "TraversalView")]
+    geometry = {"window": [window.width(), window.height()], "views": {}}
+    written = []
+    for name, widget, raised in shots:
+        docks[raised].raise_()
+        _settle(app, 0.3)
+        _hide_stray_tab_bars(window)
+        geometry["views"].update(layout_geometry(window))
         widget.grab().save(str(out / name))
-    window.docks["AnalysisView"].raise_()
-    analysis = window.docks["AnalysisView"].widget()
+        written.append(out / name)
+    docks["AnalysisView"].raise_()
+    analysis = docks["AnalysisView"].widget()
     analysis.setCurrentWidget(analysis.pca_tab)
     analysis.pca_tab.compute()
     _wait(app, lambda: not analysis.pca_tab.running, 120, "the PCA comparison")
     _settle(app, 0.5)
-    window.docks["AnalysisView"].grab().save(str(out / "analysis.png"))
-    window.close()
-    app.processEvents()
-    for name in [*shots, "analysis.png"]:
-        print(f"wrote {out / name}")
-    return 0
+    _hide_stray_tab_bars(window)
+    geometry["views"].update(layout_geometry(window))
+    docks["AnalysisView"].grab().save(str(out / "analysis.png"))
+    written.append(out / "analysis.png")
+    docks["ProjectionView"].raise_()
+    (out / "geometry.json").write_text(json.dumps(geometry, indent=1) + "\n")
+    written.append(out / "geometry.json")
+    return written
+
+
+def _view_box(plot_item) -> list[int]:
+    rect = plot_item.getViewBox().sceneBoundingRect()
+    return [round(rect.width()), round(rect.height())]
+
+
+def _labels(axis) -> list[list[float]]:
+    """The rectangles (x, y, w, h in the axis' coordinates) where the axis draws its tick labels."""
+    from PySide6.QtGui import QImage, QPainter
+
+    image = QImage(4, 4, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    painter.setFont(axis.style.get("tickFont") or axis.font())
+    try:
+        specs = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    text_specs = specs[2] if specs else []
+    return [[r.x(), r.y(), r.width(), r.height()] for r, _flags, _text in text_specs]
+
+
+def layout_geometry(window) -> dict:
+    """What each visible view shows now: view box sizes (w, h) in pixels, and tick label rectangles."""
+    from app.gui.loss_view import LossView
+    from app.gui.projection_view import ProjectionView
+    from app.gui.reconstruction_view import ReconstructionView
+    from app.gui.traversal_view import TraversalView
+
+    found: dict = {}
+    for view in [window.loss_view, *window.views]:
+        if not view.isVisible():
+            continue
+        if isinstance(view, ProjectionView):
+            found["maps"] = {m: _view_box(p.scatter.getPlotItem()) for m, p in view.panels.items() if p.isVisible()}
+        elif isinstance(view, LossView):
+            found["loss"] = _view_box(view.plot_item)
+        elif isinstance(view, ReconstructionView) and view.grid.isVisible():
+            found["reconstructions"] = _view_box(view.grid.plot)
+        elif isinstance(view, TraversalView) and view.traversal_image.isVisible():
+            grid = view.traversal_image
+            found["traversal_grid"] = _view_box(grid.plot)
+            found["traversal_cell_px"] = _cell_pixels(grid)
+            found["traversal_labels"] = {a: _labels(grid.plot.getAxis(a)) for a in ("bottom", "left")}
+        elif type(view).__name__ == "AnalysisView" and view.pca_tab.isVisible():
+            found["pca_error_plot"] = _view_box(view.pca_tab.plot)
+            found["pca_error_labels"] = {a: _labels(view.pca_tab.plot.getAxis(a)) for a in ("bottom", "left")}
+    return found
+
+
+def _cell_pixels(grid) -> list[float]:
+    """On-screen width and height of one image cell of an image grid."""
+    h, w = grid._cell_size
+    box = grid.plot.getViewBox()
+    (x0, x1), (y0, y1) = box.viewRange()
+    return [round(w * box.width() / max(x1 - x0, 1e-9), 2), round(h * box.height() / max(y1 - y0, 1e-9), 2)]
 
 
 def _hide_stray_tab_bars(window) -> None:

@@ -59,21 +59,25 @@ class PCACompareView(AnalysisTab):
         self.plot_widget = pg.PlotWidget()
         self.plot = self.plot_widget.getPlotItem()
         self.plot.setLabel("bottom", "PCA components k")
-        self.plot.setLabel("left", "held-out reconstruction error")
+        self.plot.setLabel("left", "held-out error")   # short: the plot may be ~100 px tall at 1440x900
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         plain_numbers(self.plot.getAxis("left"))
-        self.plot.addLegend(offset=(-10, 10))
+        self.plot_widget.setMinimumHeight(150)
+        # No legend over the curve: the caption above names the colours; exports add a legend beside.
         self.curve_item = self.plot.plot(pen=CURVE_PEN, name="PCA with k components")
         self.model_line = pg.InfiniteLine(angle=0, movable=False, pen=MODEL_PEN)
         self.plot.addItem(self.model_line)
-        self.model_point = pg.ScatterPlotItem(size=11, brush=MODEL_BRUSH, pen=pg.mkPen("w"))
+        self.model_point = pg.ScatterPlotItem(size=11, brush=MODEL_BRUSH, pen=pg.mkPen("w"),
+                                              name="autoencoder (k = latent size)")
         self.plot.addItem(self.model_point)
-        self.plot.legend.addItem(self.model_point, "autoencoder (k = latent size)")
         self.log_y = QCheckBox("Log y")
         self.log_y.setToolTip("Logarithmic error axis: shows how fast PCA's error falls for large k")
         self.log_y.toggled.connect(self._draw_curve)
         curve_bar = QHBoxLayout()
-        curve_bar.addWidget(QLabel("PCA error for every number of components; the model's point in red"), 1)
+        caption = QLabel("Blue: PCA's held-out error for every number of components k; red point and line: "
+                         "the autoencoder (k = its latent size)")
+        caption.setWordWrap(True)
+        curve_bar.addWidget(caption, 1)
         curve_bar.addWidget(self.log_y)
         for button in plot_export_buttons(self, self.plot, "pca_error_curve"):
             curve_bar.addWidget(button)
