@@ -204,7 +204,19 @@ def layout_geometry(window) -> dict:
         elif type(view).__name__ == "AnalysisView" and view.pca_tab.isVisible():
             found["pca_error_plot"] = _view_box(view.pca_tab.plot)
             found["pca_error_labels"] = {a: _labels(view.pca_tab.plot.getAxis(a)) for a in ("bottom", "left")}
+            found["pca_error_titles_fit"] = _titles_fit(view.pca_tab.plot)
     return found
+
+
+def _titles_fit(plot_item) -> bool:
+    """Each shown axis title is no longer than its axis (pyqtgraph cuts it otherwise)."""
+    fits = True
+    for name in ("left", "bottom"):
+        axis = plot_item.getAxis(name)
+        if axis.isVisible() and axis.label.isVisible() and axis.labelText:
+            length = axis.height() if name == "left" else axis.width()
+            fits &= axis.label.boundingRect().width() <= length
+    return bool(fits)
 
 
 def _cell_pixels(grid) -> list[float]:
