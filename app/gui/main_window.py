@@ -249,6 +249,8 @@ class MainWindow(QMainWindow):
                                          "Pause or resume training")
         self.stop_action = self._action(train_menu, "Stop", self.controller.stop, ["Ctrl+.", "Esc"],
                                         "Stop training, keeping the model trained so far")
+        from app.gui.continue_training import add_continue_action   # resume an opened run (issue 13)
+        self.continue_action = add_continue_action(self, train_menu)
 
         self.view_menu = bar.addMenu("&View")
         for dock in self.docks.values():

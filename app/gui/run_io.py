@@ -34,6 +34,7 @@ class ModelRecord:
     history: list = field(default_factory=list)    # EpochResults (trained here) or metrics rows (opened)
     metrics: dict = field(default_factory=dict)
     saved_to: Path | None = None                   # where it was last saved or opened from
+    training_state: object = None                  # Trainer.training_state(): lets `train --resume` continue it
 
     @property
     def epochs_trained(self) -> int:
@@ -71,7 +72,7 @@ def save_record(record: ModelRecord, run_dir: str | Path) -> Path:
 
     return save_run(run_dir, record.model, data_cfg=record.data_cfg, train_cfg=record.train_cfg,
                     modality=record.modality, data_info=record.data_info, history=record.history,
-                    metrics=record.metrics)
+                    metrics=record.metrics, training_state=record.training_state)
 
 
 def is_run_dir(path: str | Path) -> bool:

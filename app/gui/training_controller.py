@@ -68,9 +68,10 @@ class TrainingController(QObject):
         return self.worker is not None
 
     # --- commands ----------------------------------------------------------------------------
-    def start(self, data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig) -> bool:
+    def start(self, data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, prepared=None) -> bool:
         """Build a new model for the loaded data and train it on a worker thread. Problems (a
-        setting that does not fit the data, no CUDA) become an error message; returns success."""
+        setting that does not fit the data, no CUDA) become an error message; returns success.
+        `prepared`: a trainer made elsewhere, e.g. one continuing a run (app/gui/continue_training.py)."""
         from app.core.models import model_warnings
         from app.core.session import data_info, prepare_training
 
@@ -83,7 +84,7 @@ class TrainingController(QObject):
             state.error("Load data before training (File > Open data…, or pick a built-in data set)")
             return False
         try:
-            prepared = prepare_training(data_cfg, model_cfg, train_cfg, data=data)
+            prepared = prepare_training(data_cfg, model_cfg, train_cfg, data=data) if prepared is None else prepared
         except LatentExplorerError as exc:
             state.error(f"Cannot start training: {exc}")
             return False
@@ -95,7 +96,7 @@ class TrainingController(QObject):
         trainer = prepared.trainer
         self.device_name = trainer.device_name
         generation = state.next_generation()
-        state.set_history([])
+        state.set_history(list(trainer.history))   # empty, or the earlier epochs of a continued run
         self.record = ModelRecord(model=prepared.model, data_cfg=data_cfg, model_cfg=model_cfg, train_cfg=train_cfg,
                                   modality=data.modality, data_info=data_info(data), history=trainer.history)
         self._finished = None
@@ -183,6 +184,7 @@ class TrainingController(QObject):
         trainer = self.worker.trainer
         if self.record is not None:
             self.record.metrics = training_metrics(trainer.history, finished.best_epoch, finished.reason)
+            self.record.training_state = trainer.training_state()   # so a saved run can be continued
         if snapshot.generation == self.state.generation:
             self.state.set_snapshot(snapshot)
         if finished.ok:
