@@ -8,15 +8,24 @@ disentanglement_lib (Locatello et al. 2019), whose conventions are followed:
   distinct values; for every factor, the gap between the two code dimensions sharing the most
   mutual information with it, divided by the factor's entropy; averaged over factors.
 - DCI disentanglement (Eastwood & Williams 2018, "A Framework for the Quantitative Evaluation of
-  Disentangled Representations"): an importance matrix R (K codes x F factors) from one regressor
-  per factor (gradient-boosted trees' feature importances, or |Lasso coefficients|); each code's
-  disentanglement is 1 - entropy of its normalised row (log base F), weighted by the code's share of
-  the total importance. Completeness is the same per factor (columns, log base K); informativeness
-  the regressors' held-out R^2.
+  Disentangled Representations"), as disentanglement_lib's dci.py: an importance matrix R (K codes x
+  F factors) from one gradient-boosted model per factor: a GradientBoostingClassifier for a discrete
+  factor (informativeness = held-out accuracy, as disentanglement_lib), a GradientBoostingRegressor
+  only for a continuous one (held-out R^2); `method="lasso"` is the linear variant (|Lasso
+  coefficients|, R^2). Each code's disentanglement is 1 - entropy of its normalised row (log base F),
+  weighted by the code's share of the total importance; completeness the same per factor (columns,
+  log base K). When the codes predict the factors no better than chance (mean informativeness above
+  chance < 0.05), D and C are NaN: the importances of noise say nothing about disentanglement.
 - SAP, Separated Attribute Predictability (Kumar et al. 2018, "Variational Inference of Disentangled
   Latent Concepts from Unlabeled Observations"): a score matrix of how well each single code
-  dimension predicts each factor (squared correlation for continuous factors, held-out accuracy of a
-  linear SVM for discrete ones); the mean over factors of the gap between the two best dimensions.
+  dimension predicts each factor: for a discrete factor the held-out accuracy of a linear SVM (the
+  version disentanglement_lib runs on dSprites), for a continuous one the squared correlation; the
+  mean over factors of the gap between the two best dimensions.
+
+Discrete or continuous (factor_kinds): a factor with at most 64 distinct values is discrete, as
+disentanglement_lib treats every dSprites factor (so all five of our `shapes` factors, categorical
+shape and circular rotation included); the result says which model and which SAP version scored
+each factor (`dci_models`, `sap_versions`).
 
 All metrics sub-sample to at most 10,000 points (seeded) for speed.
 """
@@ -132,8 +141,39 @@ def mig(codes: np.ndarray, factors: np.ndarray, bins: int = N_BINS, max_samples:
 
 
 # ---------------------------------------------------------------------------------------------
+# Which factors are discrete
+# ---------------------------------------------------------------------------------------------
+MAX_DISCRETE_VALUES = MAX_FACTOR_VALUES   # more distinct values than this: a continuous factor
+
+
+def factor_kinds(factors: np.ndarray, discrete: bool | list[bool] | None = None) -> list[str]:
+    """'discrete' or 'continuous' per factor. None decides from the data: a factor with at most
+    MAX_DISCRETE_VALUES distinct values is discrete (every dSprites factor, as disentanglement_lib
+    treats them; our shapes' shape, scale, rotation, x and y); more values make it continuous."""
+    f = factors.shape[1]
+    if discrete is None:
+        return ["discrete" if len(np.unique(factors[:, j])) <= MAX_DISCRETE_VALUES else "continuous"
+                for j in range(f)]
+    flags = [bool(discrete)] * f if isinstance(discrete, bool) else [bool(v) for v in discrete]
+    if len(flags) != f:
+        raise DataError(f"{len(flags)} discrete flags for {f} factors; give one per factor")
+    return ["discrete" if flag else "continuous" for flag in flags]
+
+
+def _train_test(max_samples: int, test_fraction: float, seed: int, n: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    idx = subsample(n, max_samples, seed)
+    order = np.random.default_rng(seed + 1).permutation(idx)
+    n_test = max(1, int(round(len(order) * test_fraction)))
+    return order[n_test:], order[:n_test]
+
+
+# ---------------------------------------------------------------------------------------------
 # DCI
 # ---------------------------------------------------------------------------------------------
+MIN_INFORMATIVENESS = 0.05   # below this (above chance) the importances describe noise: D, C = NaN
+
+
 def _entropy_rows(p: np.ndarray, base: int) -> np.ndarray:
     """Entropy of each row of a non-negative matrix after normalising it, log base `base`
     (scipy.stats.entropy with the 1e-11 floor disentanglement_lib adds)."""
@@ -146,64 +186,106 @@ def _entropy_rows(p: np.ndarray, base: int) -> np.ndarray:
 
 @dataclass
 class DCIResult:
-    disentanglement: float
-    completeness: float
-    informativeness: float           # mean held-out R^2 of the per-factor regressors
+    disentanglement: float           # NaN when the codes predict no factor (informativeness ~ chance)
+    completeness: float              # NaN likewise
+    informativeness: float           # mean held-out score: accuracy (discrete), R^2 (continuous)
     importance: np.ndarray           # (K, F)
     per_code: np.ndarray             # (K,) disentanglement of each code dimension
     per_factor: np.ndarray           # (F,) completeness of each factor
+    factor_kinds: list[str] = field(default_factory=list)       # 'discrete' | 'continuous' per factor
+    per_factor_informativeness: np.ndarray | None = None         # (F,) accuracy or R^2
+    above_chance: float = float("nan")   # mean over factors of the score above its chance level (0..1)
+    method: str = "gbt"
+
+    @property
+    def models(self) -> list[str]:
+        """What predicted each factor, for the report."""
+        if self.method == "lasso":
+            return ["lasso regressor (R^2)"] * len(self.factor_kinds)
+        return ["gradient-boosted classifier (accuracy)" if kind == "discrete" else
+                "gradient-boosted regressor (R^2)" for kind in self.factor_kinds]
+
+
+def _chance_accuracy(labels_train: np.ndarray, labels_test: np.ndarray) -> float:
+    """Accuracy of always predicting the training split's most frequent value."""
+    values, counts = np.unique(labels_train, return_counts=True)
+    return float(np.mean(labels_test == values[np.argmax(counts)]))
 
 
 def importance_matrix(codes_train: np.ndarray, factors_train: np.ndarray, codes_test: np.ndarray,
                       factors_test: np.ndarray, method: str = "gbt", seed: int = 0,
-                      n_estimators: int = 50, lasso_alpha: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
-    """(K, F) importances and (F,) held-out R^2, one regressor per (standardised) factor."""
-    from sklearn.ensemble import GradientBoostingRegressor
+                      n_estimators: int = 50, lasso_alpha: float = 0.02, kinds: list[str] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(K, F) importances, (F,) held-out scores and (F,) the same above chance (0 = chance, 1 = perfect).
+
+    method 'gbt' follows disentanglement_lib's _compute_importance_gbt: per discrete factor a
+    GradientBoostingClassifier scored by accuracy (chance = the majority value's share); per
+    continuous factor a GradientBoostingRegressor scored by R^2 (chance = 0). 'lasso' is the
+    linear variant of Eastwood & Williams 2018 (a Lasso on each standardised factor, R^2)."""
+    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
     from sklearn.linear_model import Lasso
     from sklearn.preprocessing import StandardScaler
 
+    if method not in ("gbt", "lasso"):
+        raise ValueError(f"DCI method {method!r} is not gbt or lasso")
+    kinds = kinds or ["continuous"] * factors_train.shape[1]
     scaler = StandardScaler().fit(codes_train)
     x_train, x_test = scaler.transform(codes_train), scaler.transform(codes_test)
     f_mean, f_std = factors_train.mean(0), factors_train.std(0)
     f_std = np.where(f_std > 0, f_std, 1.0)
     y_train, y_test = (factors_train - f_mean) / f_std, (factors_test - f_mean) / f_std
     k, f = codes_train.shape[1], factors_train.shape[1]
-    importance, r2 = np.zeros((k, f)), np.zeros(f)
+    importance, score, above = np.zeros((k, f)), np.zeros(f), np.zeros(f)
     for j in range(f):
+        if method == "gbt" and kinds[j] == "discrete":
+            values, labels = np.unique(np.concatenate([factors_train[:, j], factors_test[:, j]]), return_inverse=True)
+            l_train, l_test = labels[:len(x_train)], labels[len(x_train):]
+            if len(values) < 2 or len(np.unique(l_train)) < 2:
+                continue                      # a constant factor: nothing to predict, importance 0
+            model = GradientBoostingClassifier(n_estimators=n_estimators, max_depth=3, random_state=seed)
+            model.fit(x_train, l_train)
+            importance[:, j] = np.abs(model.feature_importances_)
+            score[j] = float(np.mean(model.predict(x_test) == l_test))
+            chance = _chance_accuracy(l_train, l_test)
+            above[j] = (score[j] - chance) / (1.0 - chance) if chance < 1.0 else 0.0
+            continue
         if method == "gbt":
             model = GradientBoostingRegressor(n_estimators=n_estimators, max_depth=3, random_state=seed)
             model.fit(x_train, y_train[:, j])
-            importance[:, j] = np.abs(model.feature_importances_)
-        elif method == "lasso":
+        else:
             model = Lasso(alpha=lasso_alpha, random_state=seed)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 model.fit(x_train, y_train[:, j])
-            importance[:, j] = np.abs(model.coef_)
-        else:
-            raise ValueError(f"DCI method {method!r} is not gbt or lasso")
-        r2[j] = model.score(x_test, y_test[:, j]) if np.var(y_test[:, j]) > 0 else 0.0
-    return importance, r2
+        importance[:, j] = np.abs(model.feature_importances_ if method == "gbt" else model.coef_)
+        score[j] = model.score(x_test, y_test[:, j]) if np.var(y_test[:, j]) > 0 else 0.0
+        above[j] = score[j]
+    return importance, score, np.clip(above, 0.0, 1.0)
 
 
 def dci(codes: np.ndarray, factors: np.ndarray, method: str = "gbt", max_samples: int = MAX_SAMPLES,
-        test_fraction: float = 0.2, seed: int = 0) -> DCIResult:
+        test_fraction: float = 0.2, seed: int = 0, discrete: bool | list[bool] | None = None,
+        n_estimators: int = 50) -> DCIResult:
+    """DCI (Eastwood & Williams 2018) as disentanglement_lib computes it; D and C are NaN when the
+    codes predict the factors no better than chance (importances of noise are not disentanglement)."""
     codes, factors = _check(codes, factors)
-    idx = subsample(len(codes), max_samples, seed)
-    order = np.random.default_rng(seed + 1).permutation(idx)
-    n_test = max(1, int(round(len(order) * test_fraction)))
-    test, train = order[:n_test], order[n_test:]
-    importance, r2 = importance_matrix(codes[train], factors[train], codes[test], factors[test], method, seed)
+    kinds = factor_kinds(factors, discrete)
+    train, test = _train_test(max_samples, test_fraction, seed, len(codes))
+    importance, score, above = importance_matrix(codes[train], factors[train], codes[test], factors[test], method,
+                                                 seed, n_estimators=n_estimators, kinds=kinds)
     k, f = importance.shape
     per_code = 1.0 - _entropy_rows(importance, f) if f > 1 else np.ones(k)
     per_factor = 1.0 - _entropy_rows(importance.T, k) if k > 1 else np.ones(f)
-    weights = importance if importance.sum() > 0 else np.ones_like(importance)
-    code_share = weights.sum(1) / weights.sum()
-    factor_share = weights.sum(0) / weights.sum()
-    return DCIResult(disentanglement=float((per_code * code_share).sum()),
-                     completeness=float((per_factor * factor_share).sum()),
-                     informativeness=float(np.mean(r2)), importance=importance, per_code=per_code,
-                     per_factor=per_factor)
+    informative = float(np.mean(above)) >= MIN_INFORMATIVENESS and importance.sum() > 0
+    if informative:
+        code_share = importance.sum(1) / importance.sum()
+        factor_share = importance.sum(0) / importance.sum()
+        d, c = float((per_code * code_share).sum()), float((per_factor * factor_share).sum())
+    else:
+        d = c = float("nan")
+    return DCIResult(disentanglement=d, completeness=c, informativeness=float(np.mean(score)), importance=importance,
+                     per_code=per_code, per_factor=per_factor, factor_kinds=kinds, per_factor_informativeness=score,
+                     above_chance=float(np.mean(above)), method=method)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,34 +296,38 @@ class SAPResult:
     score: float
     per_factor: np.ndarray     # (F,) gap between the two most predictive dimensions
     matrix: np.ndarray         # (K, F) predictability of each factor from each single dimension
+    factor_kinds: list[str] = field(default_factory=list)   # which SAP version scored each factor
+
+    @property
+    def versions(self) -> list[str]:
+        return ["discrete (LinearSVC accuracy)" if kind == "discrete" else "continuous (R^2)"
+                for kind in self.factor_kinds]
 
 
-def sap(codes: np.ndarray, factors: np.ndarray, discrete: bool | list[bool] = False, max_samples: int = MAX_SAMPLES,
-        test_fraction: float = 0.2, seed: int = 0) -> SAPResult:
-    """Continuous factors score R^2 = cov(z, f)^2 / (var z var f) on the training part, as
-    disentanglement_lib does; discrete ones the held-out accuracy of a LinearSVC(C=0.01,
-    balanced) on the single dimension."""
+def sap(codes: np.ndarray, factors: np.ndarray, discrete: bool | list[bool] | None = None,
+        max_samples: int = MAX_SAMPLES, test_fraction: float = 0.2, seed: int = 0) -> SAPResult:
+    """SAP as disentanglement_lib's _compute_score_matrix: discrete factors score the held-out
+    accuracy of a LinearSVC(C=0.01, balanced) on each single dimension (the version
+    disentanglement_lib runs on dSprites); continuous ones R^2 = cov(z, f)^2 / (var z var f) on
+    the training part. discrete=None picks per factor (factor_kinds)."""
     codes, factors = _check(codes, factors)
-    idx = subsample(len(codes), max_samples, seed)
-    order = np.random.default_rng(seed + 1).permutation(idx)
-    n_test = max(1, int(round(len(order) * test_fraction)))
-    test, train = order[:n_test], order[n_test:]
+    kinds = factor_kinds(factors, discrete)
+    train, test = _train_test(max_samples, test_fraction, seed, len(codes))
     k, f = codes.shape[1], factors.shape[1]
-    flags = [discrete] * f if isinstance(discrete, bool) else list(discrete)
     matrix = np.zeros((k, f))
     z, y = codes[train], factors[train]
     zc, yc = z - z.mean(0), y - y.mean(0)
     cov = zc.T @ yc / len(z)                                            # (K, F)
     var_z, var_y = (zc ** 2).mean(0), (yc ** 2).mean(0)
     for j in range(f):
-        if flags[j]:
+        if kinds[j] == "discrete":
             matrix[:, j] = _svm_scores(codes, factors[:, j], train, test, seed)
         else:
             ok = (var_z > 1e-12) & (var_y[j] > 1e-12)
             matrix[:, j] = np.where(ok, cov[:, j] ** 2 / np.where(ok, var_z * var_y[j], 1.0), 0.0)
     ordered = np.sort(matrix, axis=0)[::-1]
     per_factor = ordered[0] - (ordered[1] if k > 1 else 0.0)
-    return SAPResult(score=float(per_factor.mean()), per_factor=per_factor, matrix=matrix)
+    return SAPResult(score=float(per_factor.mean()), per_factor=per_factor, matrix=matrix, factor_kinds=kinds)
 
 
 def _svm_scores(codes, factor, train, test, seed) -> np.ndarray:
@@ -299,7 +385,9 @@ class DisentanglementReport:
                 "best_mi": float(self.mig.mi[self.mig.best_dim[j], j]),
                 "mig": _num(self.mig.per_factor[j]),
                 "dci_completeness": None if self.dci is None else float(self.dci.per_factor[j]),
+                "dci_informativeness": None if self.dci is None else _num(self.dci.per_factor_informativeness[j]),
                 "sap": None if self.sap is None else float(self.sap.per_factor[j]),
+                "kind": (self.dci or self.sap).factor_kinds[j] if (self.dci or self.sap) else None,
             })
         return rows
 
@@ -314,9 +402,12 @@ class DisentanglementReport:
         }
         if self.dci is not None:
             out.update(dci_disentanglement=_num(self.dci.disentanglement), dci_completeness=_num(self.dci.completeness),
-                       dci_informativeness=_num(self.dci.informativeness))
+                       dci_informativeness=_num(self.dci.informativeness),
+                       dci_informativeness_above_chance=_num(self.dci.above_chance),
+                       dci_models={n: m for n, m in zip(self.factor_names, self.dci.models)})
         if self.sap is not None:
             out["sap"] = _num(self.sap.score)
+            out["sap_versions"] = {n: v for n, v in zip(self.factor_names, self.sap.versions)}
         return out
 
 
@@ -327,8 +418,10 @@ def _num(value) -> float | None:
 
 def disentanglement_report(codes: np.ndarray, factors: np.ndarray, factor_names: list[str] | None = None,
                            logvar: np.ndarray | None = None, with_dci: bool = True, with_sap: bool = True,
-                           dci_method: str = "gbt", max_samples: int = MAX_SAMPLES, seed: int = 0
-                           ) -> DisentanglementReport:
+                           dci_method: str = "gbt", max_samples: int = MAX_SAMPLES, seed: int = 0,
+                           discrete: bool | list[bool] | None = None) -> DisentanglementReport:
+    """MIG, DCI and SAP together; `discrete` says per factor which DCI model and SAP version to use
+    (None: factor_kinds decides from the data)."""
     from app.core.latent import dimension_stats
 
     codes, factors = _check(codes, factors)
@@ -340,7 +433,8 @@ def disentanglement_report(codes: np.ndarray, factors: np.ndarray, factor_names:
     mig_result = mig(codes, factors, max_samples=max_samples, seed=seed)
     return DisentanglementReport(
         factor_names=names, mig=mig_result,
-        dci=dci(codes, factors, method=dci_method, max_samples=max_samples, seed=seed) if with_dci else None,
-        sap=sap(codes, factors, max_samples=max_samples, seed=seed) if with_sap else None,
+        dci=dci(codes, factors, method=dci_method, max_samples=max_samples, seed=seed, discrete=discrete)
+        if with_dci else None,
+        sap=sap(codes, factors, discrete, max_samples=max_samples, seed=seed) if with_sap else None,
         dimension_labels=factor_per_dimension(mig_result, names, stats.active),
         kl_per_dim=stats.kl, active=stats.active)
