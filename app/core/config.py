@@ -30,9 +30,11 @@ VARIATIONAL_KINDS = ("vae", "conv-vae")
 # the form can show it before torch has loaded.
 MODEL_KINDS_HELP: dict[str, str] = {
     "ae": "MLP autoencoder on flattened input; more hidden sizes make a deep AE (Hinton & Salakhutdinov 2006)",
-    "sparse": "ae with an L1 or KL(rho || rho_hat) sparsity penalty on the code (Ng's sparse AE notes, 2011)",
+    "sparse": "tied-weight ae with a sigmoid code and an L1 or KL(rho || rho_hat) sparsity penalty on it "
+              "(Ng's sparse AE notes, 2011)",
     "denoising": "ae that reconstructs clean inputs from Gaussian- or masking-corrupted ones (Vincent et al. 2008)",
-    "contractive": "ae with a penalty on the encoder Jacobian's Frobenius norm (Rifai et al. 2011)",
+    "contractive": "tied-weight ae with a sigmoid code and a penalty on the encoder Jacobian's Frobenius "
+                   "norm (Rifai et al. 2011)",
     "vae": "Gaussian-encoder variational AE (Kingma & Welling 2014), beta weight, KL annealing",
     "conv-ae": "convolutional AE for images: stride-2 conv stages, transposed-conv decoder",
     "conv-vae": "convolutional VAE for images (Kingma & Welling 2014), beta weight, KL annealing",

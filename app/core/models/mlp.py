@@ -7,6 +7,10 @@ Every kind flattens its input, so it works on images (B, C, H, W), sequences (B,
     decoder: K -> hidden[-1] -> ... -> hidden[0] -> D     (logits for BCE, values for MSE)
 
 A deep autoencoder is the same class with more hidden sizes.
+
+The penalised kinds (sparse, contractive) tie the decoder to the encoder and bound the code, as
+their papers do; without that, a penalty on the code's size or on the encoder's Jacobian is
+dodged by shrinking the code and growing the decoder (issue 11; bench/penalties.py measures it).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import torch
 from torch import nn
 
 from app.core.config import ModelConfig
-from app.core.models.base import Autoencoder, ModelOutput, mlp
+from app.core.models.base import ACTIVATIONS, Autoencoder, ModelOutput, mlp
 
 
 def n_features(input_shape: tuple[int, ...]) -> int:
@@ -42,22 +46,57 @@ class MLPAutoencoder(Autoencoder):
         return self.decoder(z).view(-1, *self.input_shape)           # (B, *input_shape)
 
 
-class SparseAutoencoder(MLPAutoencoder):
-    """Autoencoder with a sparsity penalty on the code.
+class TiedSigmoidAutoencoder(MLPAutoencoder):
+    """MLP autoencoder whose code is sigmoid(W_K h + b) in (0, 1) and whose decoder reuses the
+    encoder's weights transposed, each decoder layer with its own bias:
 
-    l1: mean over the batch of sum_j |z_j| (a Laplace prior on the code).
-    kl: the code goes through a sigmoid and the mean activation rho_hat_j of each unit over the
-        batch is pulled towards rho by KL(rho || rho_hat_j) summed over units (Ng, "Sparse
-        autoencoder", CS294A lecture notes, 2011).
+        encoder: x -> act(W_1 x + b_1) -> ... -> z = sigmoid(W_L h + b_L)
+        decoder: z -> act(W_L^T z + c_L) -> ... -> W_1^T h + c_1      (logits for BCE)
+
+    Rifai et al. 2011 ("Contractive auto-encoders", eq. 1-2) use exactly this (tied W' = W^T,
+    sigmoid code); Ng's sparse autoencoder notes (CS294A, 2011) use the sigmoid code. Tying makes
+    the decoder's gain follow the encoder's: scaling the code down by c scales the decoder's first
+    layer down by c too, so a penalty on the code (L1, KL, Jacobian) cannot be traded for a larger
+    decoder; the sigmoid bounds the code, so its size cannot be traded either.
+    """
+
+    def __init__(self, cfg: ModelConfig, input_shape: tuple[int, ...], loss: str):
+        super().__init__(cfg, input_shape, loss)
+        del self.decoder                                             # replaced by the tied weights
+        self.decoder_biases = nn.ParameterList(
+            [nn.Parameter(torch.zeros(layer.in_features)) for layer in self._encoder_linears()])
+        self.decoder_activation = ACTIVATIONS[cfg.activation]()
+        self.decoder_dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
+
+    def _encoder_linears(self) -> list[nn.Linear]:
+        return [m for m in self.encoder if isinstance(m, nn.Linear)]
+
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return torch.sigmoid(self.encoder(x.flatten(1))), None       # (B, K) in (0, 1)
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        h = z                                                        # (B, K)
+        layers = self._encoder_linears()
+        for i in reversed(range(len(layers))):
+            h = nn.functional.linear(h, layers[i].weight.t(), self.decoder_biases[i])
+            if i > 0:                                                # no activation on the output
+                h = self.decoder_dropout(self.decoder_activation(h))
+        return h.view(-1, *self.input_shape)                         # (B, *input_shape)
+
+
+class SparseAutoencoder(TiedSigmoidAutoencoder):
+    """Tied-weight autoencoder with a sigmoid code and a sparsity penalty on it.
+
+    l1: mean over the batch of sum_j |z_j| = sum_j z_j (the code is positive): a Laplace prior
+        on the code, which can only be lowered by switching units off, since the code is bounded
+        and the decoder is tied (see TiedSigmoidAutoencoder).
+    kl: the mean activation rho_hat_j of each unit over the batch is pulled towards rho by
+        KL(rho || rho_hat_j) summed over units (Ng, "Sparse autoencoder", CS294A notes, 2011).
     The 'sparsity' part is the unweighted penalty (like the VAE's 'kl'); total adds
     sparsity_weight times it.
     """
 
     kind = "sparse"
-
-    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        code = self.encoder(x.flatten(1))                            # (B, K)
-        return (torch.sigmoid(code) if self.cfg.sparsity == "kl" else code), None
 
     def sparsity_penalty(self, z: torch.Tensor) -> torch.Tensor:
         if self.cfg.sparsity == "l1":
@@ -93,9 +132,12 @@ class DenoisingAutoencoder(MLPAutoencoder):
         return noisy.clamp(0.0, 1.0) if self.loss_kind == "bce" else noisy
 
 
-class ContractiveAutoencoder(MLPAutoencoder):
-    """Autoencoder + contractive_weight * ||J_f(x)||_F^2, the squared Frobenius norm of the
-    encoder's Jacobian at each input, averaged over the batch (Rifai et al. 2011).
+class ContractiveAutoencoder(TiedSigmoidAutoencoder):
+    """Tied-weight, sigmoid-code autoencoder + contractive_weight * ||J_f(x)||_F^2, the squared
+    Frobenius norm of the encoder's Jacobian at each input, averaged over the batch (Rifai et al.
+    2011, eq. 7; their model is this one with one hidden layer: hidden=() here). The tied decoder
+    is what keeps the penalty honest: an untied one lets the encoder shrink (lower ||J||) while the
+    decoder grows to undo it.
 
     The norm is computed exactly by autograd: one backward pass per latent unit (K is small),
     kept in the graph (create_graph) so the penalty itself is trained. The 'contractive' part is
