@@ -1,6 +1,6 @@
 """Shared bits of the GUI benchmarks: an offscreen QApplication with throw-away settings, the real
 MainWindow, waiting on signals with a nested event loop (never a processEvents() spin, which slows a
-worker thread down five-fold: DESIGN.md), a 5 ms heartbeat timer, and the 784-400-20 VAE settings.
+worker thread down five-fold: docs/DESIGN.md), a 5 ms heartbeat timer, and the 784-400-20 VAE settings.
 
 Everything runs with QT_QPA_PLATFORM=offscreen unless the caller set another platform.
 """

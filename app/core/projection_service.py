@@ -4,7 +4,7 @@ Why a process: UMAP's numba kernels hold the GIL, so in a thread they stall the 
 0.3 s at a time; a spawned child (not forked: forked processes can hang in OpenMP) keeps the
 event loop at p99 0.2 ms. Why long-lived: the child's first UMAP fit compiles ~30 s of numba
 code that only lives in that process, so the window keeps one child and warms it up while the
-user is still training (DESIGN.md, "Known traps").
+user is still training (docs/DESIGN.md, "Known traps").
 
 The client has no threads. The window polls it from a QTimer::
 

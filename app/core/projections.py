@@ -4,7 +4,7 @@ Everything here is a pure function of its arguments, testable with no thread, pr
 (the Orange3 pattern): long-running methods take a ``progress(fraction, text)`` callback and a
 ``should_stop()`` predicate, and raise :class:`ProjectionCancelled` when asked to stop.
 The heavy libraries (scikit-learn, umap-learn, openTSNE) are imported inside the functions that
-need them: ``import umap`` alone costs ~14 s on a cold 2-core machine (DESIGN.md, "Known traps").
+need them: ``import umap`` alone costs ~14 s on a cold 2-core machine (docs/DESIGN.md, "Known traps").
 
 The window does not call :func:`project` for UMAP/t-SNE on a thread: UMAP's numba kernels hold
 the GIL. It goes through :mod:`app.core.projection_service`, which runs this module in a spawned

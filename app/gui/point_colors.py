@@ -1,6 +1,6 @@
 """Colouring points by a label, a factor or a continuous score, as a few shared colours.
 
-A scatter with one brush per point is slow in pyqtgraph (DESIGN.md), so every colouring here is a
+A scatter with one brush per point is slow in pyqtgraph (docs/DESIGN.md), so every colouring here is a
 small palette plus one group index per point: classes map to a categorical palette, continuous
 values to one of CONTINUOUS_BINS colours looked up in a pyqtgraph ColorMap. The legend entries say
 what each shown colour means, so an exported figure explains itself.

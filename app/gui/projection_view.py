@@ -2,7 +2,7 @@
 when it is one- or two-dimensional), linked by hover and selection, with a preview of the sample
 under the mouse and its reconstruction.
 
-Projections run in the ProjectionService child process (DESIGN.md: UMAP's kernels hold the GIL
+Projections run in the ProjectionService child process (docs/DESIGN.md: UMAP's kernels hold the GIL
 and would stall the window from a thread). The view submits jobs, polls for their events on a
 timer, and drops any result made for codes other than the ones shown now (a newer model, a newer
 encoding, a job that was replaced). Each panel fails alone: an error stays in its own panel.

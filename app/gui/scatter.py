@@ -1,6 +1,6 @@
 """A scatter plot that stays fast with tens of thousands of points and supports hover and selection.
 
-Speed (DESIGN.md, measured): one ScatterPlotItem per colour group with a single shared brush, no
+Speed (docs/DESIGN.md, measured): one ScatterPlotItem per colour group with a single shared brush, no
 per-point pens, pixel-sized symbols with the symbol cache on. Colours are therefore given as a small
 palette plus one group index per point, never as one brush per point.
 

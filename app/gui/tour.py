@@ -32,7 +32,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def _wait(app, done, timeout_s: float, what: str) -> None:
     """Run the event loop until done() is true; fail loudly rather than photograph a half state.
-    A real event loop checked by a timer, not a processEvents() spin, which DESIGN.md measured to
+    A real event loop checked by a timer, not a processEvents() spin, which docs/DESIGN.md measured to
     slow the training thread fivefold."""
     from PySide6.QtCore import QEventLoop, QTimer
 

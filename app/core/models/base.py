@@ -3,7 +3,7 @@
 Shapes: B = batch, K = latent size, x is (B, *input_shape) exactly as the data set gives it
 (images (B, C, H, W), sequences (B, T, C), tabular (B, D)).
 
-Loss convention (DESIGN.md): every part is a mean over the batch of a per-sample value summed
+Loss convention (docs/DESIGN.md): every part is a mean over the batch of a per-sample value summed
 over features, so the reconstruction part of a BCE model is nats per image, as in Kingma &
 Welling (2014) and PyTorch's VAE example.
 """
