@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also compute PCA/UMAP/t-SNE and report their trustworthiness (slow)")
     evaluate.add_argument("--anomaly-classes", default="",
                           help="comma-separated labels treated as anomalies: reports ROC AUC of the model and of PCA")
+    evaluate.add_argument("--split", choices=("validation", "all"), default="validation",
+                          help="on the run's own data, score its held-out validation split (default) or all "
+                               "samples, training ones included; other --data is scored whole ('external')")
 
     export = sub.add_parser("export", help="write latent codes, anomaly scores or a traversal grid headless")
     export.add_argument("run_dir")
@@ -95,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--scores", help="CSV of anomaly scores: index,score,label,flagged")
     export.add_argument("--percentile", type=float, default=95.0, help="flag scores above this percentile (scores CSV)")
     export.add_argument("--traversal", help="PNG of the latent traversal grid (image models)")
+    export.add_argument("--split", choices=("all", "validation"), default="all",
+                        help="on the run's own data, the rows to write: all samples (default) or the validation split")
 
     sub.add_parser("models", help="list the model kinds")
     sub.add_parser("datasets", help="list the built-in data sets and the file kinds")
@@ -241,7 +246,9 @@ def cmd_evaluate(args) -> int:
     from app.core.evaluation import evaluate_run
 
     report = evaluate_run(args.run_dir, spec=args.data, limit=args.limit, projections=args.projections,
-                          anomaly_classes=args.anomaly_classes)
+                          anomaly_classes=args.anomaly_classes, split=args.split)
+    for warning in report.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(report, default=float))
     else:
@@ -257,8 +264,11 @@ def cmd_export(args) -> int:
         print("error: nothing to export: give --latents FILE.csv, --scores FILE.csv and/or --traversal FILE.png",
               file=sys.stderr)
         return 2
+    notes: list[str] = []
     written = export_run(args.run_dir, spec=args.data, limit=args.limit, latents=args.latents, scores=args.scores,
-                         traversal=args.traversal, percentile=args.percentile)
+                         traversal=args.traversal, percentile=args.percentile, split=args.split, notes=notes)
+    for note in notes:
+        print(note, file=sys.stderr)
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0

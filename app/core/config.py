@@ -23,8 +23,9 @@ def option(default: Any, help: str, *, choices: tuple | None = None, minimum: fl
     return field(default=default, metadata=meta)
 
 
-MODEL_KINDS = ("ae", "sparse", "denoising", "contractive", "vae", "conv-ae", "conv-vae", "rnn-ae", "aae")
-VARIATIONAL_KINDS = ("vae", "conv-vae")
+MODEL_KINDS = ("ae", "sparse", "denoising", "contractive", "vae", "beta-tcvae", "conv-ae", "conv-vae", "rnn-ae",
+               "aae")
+VARIATIONAL_KINDS = ("vae", "beta-tcvae", "conv-vae")
 
 # One line per kind for `main.py models` and the window's form; here, not in app.core.models, so
 # the form can show it before torch has loaded.
@@ -36,6 +37,8 @@ MODEL_KINDS_HELP: dict[str, str] = {
     "contractive": "tied-weight ae with a sigmoid code and a penalty on the encoder Jacobian's Frobenius "
                    "norm (Rifai et al. 2011)",
     "vae": "Gaussian-encoder variational AE (Kingma & Welling 2014), beta weight, KL annealing",
+    "beta-tcvae": "MLP VAE whose KL is split into mutual information, total correlation and dimension-wise KL, "
+                  "beta weighting the total correlation (Chen et al. 2018, minibatch-weighted sampling)",
     "conv-ae": "convolutional AE for images: stride-2 conv stages, transposed-conv decoder",
     "conv-vae": "convolutional VAE for images (Kingma & Welling 2014), beta weight, KL annealing",
     "rnn-ae": "GRU/LSTM sequence AE: last hidden state -> code, decoder fed the code at every step "
@@ -56,6 +59,10 @@ class DataConfig:
                             minimum=0, advanced=True)
     label_column: str = option("", "CSV column holding labels (empty = none)", advanced=True)
     limit: int = option(0, "Use at most this many samples (0 = all)", minimum=0, advanced=True)
+    normal_classes: str = option("", "Train on these classes only, e.g. 0-8 or 0,1,2 (validation keeps every class, "
+                                 "for anomaly detection; empty = all)", advanced=True)
+    image_shape: str = option("", "Read flat (N, D) rows in [0, 1] as images: HxW or CxHxW, e.g. 28x28, 3x32x32 "
+                              "(empty = a table)", advanced=True)
 
 
 @dataclass
@@ -67,7 +74,12 @@ class ModelConfig:
     activation: str = option("relu", "Hidden activation", choices=("relu", "elu", "tanh", "sigmoid", "leaky_relu"),
                              advanced=True)
     dropout: float = option(0.0, "Dropout probability in hidden layers", minimum=0.0, maximum=0.9, advanced=True)
-    beta: float = option(1.0, "Weight of the KL term (VAE kinds; beta-VAE when > 1)", minimum=0.0, maximum=1000.0)
+    beta: float = option(1.0, "Weight of the KL term (VAE kinds; beta-VAE when > 1); of the total correlation "
+                         "for beta-tcvae", minimum=0.0, maximum=1000.0)
+    mi_weight: float = option(1.0, "beta-tcvae: weight alpha of the index-code mutual information",
+                              minimum=0.0, maximum=1000.0, advanced=True)
+    dim_kl_weight: float = option(1.0, "beta-tcvae: weight gamma of the dimension-wise KL", minimum=0.0,
+                                  maximum=1000.0, advanced=True)
     noise: str = option("gaussian", "Corruption of the denoising AE", choices=("gaussian", "masking"))
     noise_level: float = option(0.3, "Std of Gaussian noise, or fraction of inputs masked", minimum=0.0, maximum=1.0)
     sparsity: str = option("l1", "Sparsity penalty on the code", choices=("l1", "kl"))

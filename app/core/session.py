@@ -50,7 +50,11 @@ def prepare_training(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: Tr
     validate(data_cfg)
     validate(train_cfg)
     data = data if data is not None else load_dataset(data_cfg)
-    train_idx, val_idx = data.split(data_cfg.val_fraction, data_cfg.split_seed)
+    from app.core.data.splits import fit_standardisation, split_for_config
+
+    # Normal classes only in training (anomaly work); a table's scale fitted on training rows only.
+    train_idx, val_idx = split_for_config(data, data_cfg)
+    fit_standardisation(data, train_idx)
     if model is None:
         model = make_model(model_cfg, data, train_cfg.seed)
     trainer = Trainer(model, data.x[train_idx], data.x[val_idx] if len(val_idx) else None, train_cfg)

@@ -75,6 +75,7 @@ class ProjectionView(QWidget):
             panel.cancelRequested.connect(self.cancel)
             panel.recomputeRequested.connect(lambda m: self.recompute([m]))
             panel.exportFailed.connect(self.state.error)
+            panel.exported.connect(lambda path, title=TITLES[method]: self.state.info(f"Exported the {title} map to {path}"))
             panel.scatter.pointHovered.connect(self._on_point_hovered)
             panel.scatter.pointsSelected.connect(self._on_points_selected)
             if method == LATENT:   # the codes themselves: nothing to compute, cancel or recompute
@@ -121,9 +122,10 @@ class ProjectionView(QWidget):
         self.color_combo.currentIndexChanged.connect(self._on_color_combo)
         self.legend_check = QCheckBox("Legend in plots")
         # Off by default: three legends inside three small plots hide the points; the colour key
-        # beside the settings says the same once, and exported figures always carry their legend.
+        # beside the settings says the same once. Exported figures follow this box, with the key beside the points.
         self.legend_check.setChecked(False)
-        self.legend_check.setToolTip("Also draw the colour key inside each plot (exported figures always include it)")
+        self.legend_check.setToolTip("Also draw the colour key inside each plot; exported figures then carry it "
+                                     "beside the points")
         self.legend_check.toggled.connect(self._on_legend_toggled)
 
         self.mode_group = QButtonGroup(self)

@@ -104,7 +104,8 @@ def test_cli_train_then_evaluate_json(tmp_path):
         assert key in report, key
     assert isinstance(report["kl_per_dim"], list) and len(report["kl_per_dim"]) == 4
     assert 0.0 <= report["anomaly_auc"] <= 1.0 and 0.0 <= report["pca_anomaly_auc"] <= 1.0
-    assert report["n_anomalies"] == 180
+    assert report["split"] == "validation" and report["n_anomalies"] == 33   # the 9s among 359 held out
+    assert report["anomaly_classes_seen_in_training"] == ["9"] and report["isolation_forest_anomaly_auc"] is not None
 
 
 def test_cli_rejects_an_unknown_anomaly_class_readably(runs, capsys):

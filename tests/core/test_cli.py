@@ -36,7 +36,7 @@ def test_train_then_evaluate(tmp_path):
     assert (run / "model.safetensors").exists() and (run / "model.json").exists()
     assert len((run / "metrics.csv").read_text().splitlines()) == 3
     report = json.loads(cli("evaluate", run, "--json").stdout)
-    assert report["n"] == 1797 and report["kind"] == "vae"
+    assert report["n"] == 359 and report["split"] == "validation" and report["kind"] == "vae"   # held out by default
     assert report["loss"] > report["reconstruction_error"] > 0
 
 

@@ -4,7 +4,7 @@ Scores are per sample: the summed squared reconstruction error (every kind) or t
 (VAE kinds, z at the mean). A threshold, by value or by percentile, flags the high scores. With
 labels, some classes can be declared anomalous and the score evaluated with ROC AUC and average
 precision against the same score from PCA (the reconstruction error of a PCA with as many
-components as the latent size).
+components as the latent size) and from IsolationForest (Liu et al. 2008), the classic baseline.
 """
 
 from __future__ import annotations
@@ -79,29 +79,11 @@ def score_histogram(scores: np.ndarray, bins: int = 50) -> tuple[np.ndarray, np.
 # Evaluation with labels
 # ---------------------------------------------------------------------------------------------
 def parse_classes(text: str | list, data: Dataset) -> list[int]:
-    """'9' or '8,9' or 'heart' (label values or label names) -> sorted label values present in data."""
-    if data.y is None:
-        raise DataError(f"{data.name}: has no labels, so no classes can be declared anomalous")
-    items = [p.strip() for p in text.split(",")] if isinstance(text, str) else [str(p).strip() for p in text]
-    items = [p for p in items if p]
-    if not items:
-        raise ConfigError("no anomaly classes given; e.g. --anomaly-classes 9 or 8,9")
-    names = list(data.label_names or [])
-    present = set(int(v) for v in np.unique(data.y))
-    values = set()
-    for item in items:
-        if item in names:
-            values.add(names.index(item))
-            continue
-        try:
-            value = int(item)
-        except ValueError:
-            raise ConfigError(f"anomaly class {item!r} is neither a label name nor a label value of {data.name} "
-                              f"(labels: {', '.join(names) if names else ', '.join(map(str, sorted(present)))})") from None
-        if value not in present:
-            raise ConfigError(f"anomaly class {item!r} does not occur in {data.name}")
-        values.add(value)
-    return sorted(values)
+    """'9' or '8,9' or '0-8' or 'heart' (label values, ranges or label names) -> sorted label values
+    present in data."""
+    from app.core.data.splits import parse_class_list
+
+    return parse_class_list(text, data, "anomaly class")
 
 
 def anomaly_mask(labels: np.ndarray, classes: list[int]) -> np.ndarray:
@@ -147,3 +129,64 @@ def compare_detection(model_scores: dict[str, np.ndarray], pca_scores: np.ndarra
     out["pca_anomaly_auc"] = metrics["auc"]
     out["pca_anomaly_average_precision"] = metrics["average_precision"]
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The classic baseline, the training-data check, and defaults for tables
+# ---------------------------------------------------------------------------------------------
+def isolation_forest_scores(train_x: np.ndarray, x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(N,) IsolationForest anomaly scores of x (Liu et al. 2008; scikit-learn, its defaults: 100
+    trees of 256 samples), fitted on train_x; higher means more anomalous (-score_samples)."""
+    from sklearn.ensemble import IsolationForest
+
+    train = np.asarray(train_x, np.float32).reshape(len(train_x), -1)
+    if len(train) < 2:
+        raise DataError("IsolationForest needs at least 2 training samples")
+    forest = IsolationForest(random_state=seed).fit(train)
+    return -forest.score_samples(np.asarray(x, np.float32).reshape(len(x), -1)).astype(np.float64)
+
+
+def seen_in_training(run, classes: list[int], train_data: Dataset | None = None,
+                     train_idx: np.ndarray | None = None) -> list[str]:
+    """Names of the anomaly `classes` that occur in the run's training split (the model learned to
+    reconstruct them, so detecting them measures little). Loads the run's data when not given."""
+    if train_data is None or train_idx is None:
+        from app.core.analysis.pca_baseline import split_for_run, training_data_for_run
+
+        train_data = training_data_for_run(run)
+        train_idx, _ = split_for_run(run, train_data)
+    if train_data.y is None:
+        return []
+    present = set(int(v) for v in np.unique(train_data.y[train_idx]))
+    names = train_data.label_names or []
+    return [names[c] if c < len(names) else str(c) for c in classes if c in present]
+
+
+def seen_classes_warning(run, seen: list[str]) -> str | None:
+    """The line the CLI prints and the Anomalies tab shows when the model saw the anomalous classes."""
+    if not seen:
+        return None
+    normal = getattr(run.data_cfg, "normal_classes", "")
+    trained_on = f"normal classes {normal!r}" if normal else "every class"
+    return (f"the model was trained on {trained_on}, including the anomaly class{'es' if len(seen) > 1 else ''} "
+            f"{', '.join(seen)}; retrain with --normal-classes set to the other classes for a fair evaluation")
+
+
+# PyOD's AutoEncoder defaults (hidden 64-32, dropout 0.2, batch 32), the practitioner's start for
+# tabular anomaly detection; the 'tabular-anomaly' preset (app/core/presets.py) uses these values.
+TABULAR_ANOMALY_MODEL = {"kind": "ae", "hidden": (64, 32), "dropout": 0.2}
+TABULAR_ANOMALY_TRAIN = {"batch_size": 32}
+
+
+def anomaly_recommendation(run) -> str | None:
+    """A one-line tip when a tabular run scores anomalies with settings far from the tabular defaults."""
+    if run.meta.get("modality") != "tabular":
+        return None
+    model, train = run.model_cfg, run.train_cfg
+    same = (model.kind == TABULAR_ANOMALY_MODEL["kind"] and tuple(model.hidden) == TABULAR_ANOMALY_MODEL["hidden"]
+            and model.dropout == TABULAR_ANOMALY_MODEL["dropout"]
+            and train.batch_size <= TABULAR_ANOMALY_TRAIN["batch_size"])
+    if same:
+        return None
+    return ("tip: for anomaly scores on a table, train with the tabular anomaly defaults (PyOD's AutoEncoder): "
+            "--model ae --hidden 64,32 --dropout 0.2 --batch-size 32")

@@ -47,8 +47,11 @@ def training_data_for_run(run, data: Dataset | None = None) -> Dataset:
 
 
 def split_for_run(run, data: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """(train_idx, val_idx) exactly as training split the run's data."""
-    return data.split(run.data_cfg.val_fraction, run.data_cfg.split_seed)
+    """(train_idx, val_idx) exactly as training split the run's data (normal classes only in the
+    training part when the run was trained on some)."""
+    from app.core.data.splits import split_for_config
+
+    return split_for_config(data, run.data_cfg)
 
 
 def heldout_split(data: Dataset, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -192,21 +195,33 @@ class PCAComparison:
 def compare_with_pca(run, data: Dataset | None = None, curve: bool = True,
                      max_samples: int | None = MAX_FIT_SAMPLES) -> PCAComparison:
     """Fit PCA on the run's training split and score PCA and the model on its held-out split."""
-    from app.core.session import encode_all
-
     data = training_data_for_run(run, data)
     train_idx, val_idx = split_for_run(run, data)
     if len(val_idx) == 0:
         train_idx, val_idx = heldout_split(data, 0.0, run.data_cfg.split_seed)
-    k = run.model.latent_dim
-    pca = fit_pca(data.x[train_idx], None if curve else k, max_samples=max_samples, seed=run.data_cfg.split_seed)
+    return compare_on_split(run.model, data, train_idx, val_idx, curve=curve, max_samples=max_samples,
+                            seed=run.data_cfg.split_seed)
+
+
+def compare_on_split(model, data: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, curve: bool = True,
+                     max_samples: int | None = MAX_FIT_SAMPLES, seed: int = 0, pca=None,
+                     heldout_errors: np.ndarray | None = None) -> PCAComparison:
+    """The comparison on a given split (compare_with_pca and app.core.analysis.api share it); `pca`
+    and `heldout_errors` let a caller reuse a fitted PCA and an encoding it already has."""
+    from app.core.session import encode_all
+
+    k = model.latent_dim
+    if pca is None:
+        pca = fit_pca(data.x[train_idx], None if curve else k, max_samples=max_samples, seed=seed)
     heldout = data.x[val_idx]
-    model_error = float(encode_all(run.model, heldout).errors.mean())
+    if heldout_errors is None:
+        heldout_errors = encode_all(model, heldout).errors
+    model_error = float(np.mean(heldout_errors))
     error_curve = pca_error_curve(pca, heldout) if curve else None
     pca_error = error_curve.at(k) if error_curve is not None else float(pca_errors(pca, heldout).mean())
     return PCAComparison(k=k, n_train=len(train_idx), n_heldout=len(val_idx), model_error=model_error,
                          pca_error=pca_error, curve=error_curve, heldout_idx=val_idx, pca=pca,
-                         clip=run.model.loss_kind == "bce")
+                         clip=model.loss_kind == "bce")
 
 
 def side_by_side(run, pca, x: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,8 +1,9 @@
 """The analysis fields `python main.py evaluate RUN_DIR --json` adds (called by evaluate_run).
 
 Every value is a plain float, int, string, list or dict, so the report is JSON as it stands.
-PCA is fitted on the run's own training split; every error is scored on the `--data` given, in
-the same units as `reconstruction_error`.
+PCA (and IsolationForest) are fitted on the run's own training split and scored on the samples
+`evaluate` scores (by default the run's held-out split, see evaluation.scored_split), in the same
+units as `reconstruction_error`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import time
 
 import numpy as np
 
-from app.core.analysis.anomaly import anomaly_mask, compare_detection, parse_classes
+from app.core.analysis.anomaly import (anomaly_mask, compare_detection, detection_metrics,
+                                       isolation_forest_scores, parse_classes, seen_classes_warning,
+                                       seen_in_training)
 from app.core.analysis.disentanglement import MAX_SAMPLES, disentanglement_report, subsample
 from app.core.analysis.pca_baseline import (fit_pca, heldout_split, pca_errors, pca_transform, split_for_run,
                                             training_data_for_run)
@@ -31,40 +34,39 @@ def _float(value) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def extend_report(run, data: Dataset, encoded, projections: bool = False, anomaly_classes: str = "") -> dict:
-    report: dict = {}
+def extend_report(run, data: Dataset, encoded, projections: bool = False, anomaly_classes: str = "",
+                  scored=None) -> dict:
+    """The analysis fields for the samples `data` (those `encoded` encodes). `scored` (an
+    evaluation.ScoredSplit) says which split they are; without it they count as external data."""
+    report: dict = {"warnings": []}
     timings: dict = {}
     codes = np.asarray(encoded.codes)
     k = run.model.latent_dim
+    split = getattr(scored, "split", "external")
 
-    # --- PCA with k components, fitted on the run's training split ---------------------------
+    # --- PCA with k components, fitted on the run's training split, scored on `data` --------------
     start = time.perf_counter()
-    train_data = training_data_for_run(run, data)
-    train_idx, _ = split_for_run(run, train_data)
+    train_data, train_idx = _training_part(run, scored)
     pca = fit_pca(train_data.x[train_idx], k, seed=run.data_cfg.split_seed)
     pca_err = pca_errors(pca, data.x)
     report["pca_components"] = int(pca.n_components_)
     report["pca_reconstruction_error"] = float(pca_err.mean())
     timings["pca"] = time.perf_counter() - start
 
-    # --- Dimensions ------------------------------------------------------------------------------
+    # --- Dimensions: active units only where they mean something (a VAE's posterior) -------------
     stats = dimension_stats(codes, encoded.logvar)
-    report["active_units"] = int(stats.active.sum())
+    if encoded.logvar is not None:
+        report["active_units"] = int(stats.active.sum())
     report["code_variance"] = [float(v) for v in stats.variance]
     if stats.kl is not None:
         report["kl_per_dim"] = [float(v) for v in stats.kl]
         report["kl_total"] = float(stats.kl.sum())
 
-    # --- Probes: train on the training part of the data given, score on its held-out part -----
     if data.y is not None and len(np.unique(data.y)) >= 2 and data.n >= 10:
         start = time.perf_counter()
-        tr, te = heldout_split(data, run.data_cfg.val_fraction, run.data_cfg.split_seed)
-        components = pca_transform(pca, data.x)
-        probes = compare_probes(codes[tr], codes[te], components[tr], components[te], data.y[tr], data.y[te])
-        report.update({key: _float(value) for key, value in probes.items()})
+        report.update(_probes(run, data, codes, pca, split, train_data, train_idx))
         timings["probes"] = time.perf_counter() - start
 
-    # --- Disentanglement -------------------------------------------------------------------------
     if data.factors is not None and data.n >= 10:
         start = time.perf_counter()
         result = disentanglement_report(codes, data.factors, data.factor_names, encoded.logvar)
@@ -72,19 +74,11 @@ def extend_report(run, data: Dataset, encoded, projections: bool = False, anomal
         report["factor_table"] = result.table()
         timings["disentanglement"] = time.perf_counter() - start
 
-    # --- Anomaly evaluation ----------------------------------------------------------------------
     if anomaly_classes and str(anomaly_classes).strip():
-        classes = parse_classes(anomaly_classes, data)
-        is_anomaly = anomaly_mask(data.y, classes)
-        scores = {"reconstruction": encoded.errors}
-        if encoded.neg_elbo is not None:
-            scores["neg_elbo"] = encoded.neg_elbo
-        report["anomaly_classes"] = [data.label_names[c] if data.label_names and c < len(data.label_names) else str(c)
-                                     for c in classes]
-        report["n_anomalies"] = int(is_anomaly.sum())
-        report.update({key: _float(v) for key, v in compare_detection(scores, pca_err, is_anomaly).items()})
+        start = time.perf_counter()
+        report.update(_anomaly(run, data, encoded, pca_err, anomaly_classes, train_data, train_idx))
+        timings["anomaly"] = time.perf_counter() - start
 
-    # --- Trustworthiness of each 2-D view ----------------------------------------------------------
     if projections:
         start = time.perf_counter()
         report["trustworthiness"] = projection_trustworthiness(codes, seed=run.data_cfg.split_seed)
@@ -92,6 +86,58 @@ def extend_report(run, data: Dataset, encoded, projections: bool = False, anomal
 
     report["analysis_seconds"] = {key: round(value, 3) for key, value in timings.items()}
     return report
+
+
+def _training_part(run, scored) -> tuple[Dataset, np.ndarray]:
+    """(the run's data, its training-split indices), reusing what `scored` already loaded."""
+    if scored is not None and getattr(scored, "run_data", None) is not None:
+        return scored.run_data, scored.train_idx
+    train_data = training_data_for_run(run)
+    train_idx, _ = split_for_run(run, train_data)
+    return train_data, train_idx
+
+
+def _probes(run, data, codes, pca, split, train_data, train_idx) -> dict:
+    """Linear and 5-NN probes on the codes and on PCA's components. On the validation split they are
+    fitted on the training split (the model's own) and scored on the validation one; on other
+    samples, fitted and scored on a seeded split of those samples."""
+    if split == "validation" and train_data.y is not None:
+        from app.core.session import encode
+
+        tr_codes, tr_y = encode(run.model, train_data.x[train_idx]), train_data.y[train_idx]
+        probes = compare_probes(tr_codes, codes, pca_transform(pca, train_data.x[train_idx]),
+                                pca_transform(pca, data.x), tr_y, data.y)
+        out = {key: _float(value) for key, value in probes.items()}
+        out["probes_fitted_on"] = "training split"
+        return out
+    tr, te = heldout_split(data, run.data_cfg.val_fraction, run.data_cfg.split_seed)
+    components = pca_transform(pca, data.x)
+    probes = compare_probes(codes[tr], codes[te], components[tr], components[te], data.y[tr], data.y[te])
+    out = {key: _float(value) for key, value in probes.items()}
+    out["probes_fitted_on"] = f"a seeded split of the {split} samples"
+    return out
+
+
+def _anomaly(run, data, encoded, pca_err, anomaly_classes, train_data, train_idx) -> dict:
+    """ROC AUC / average precision of the model's scores, PCA's error and IsolationForest's score."""
+    classes = parse_classes(anomaly_classes, data)
+    is_anomaly = anomaly_mask(data.y, classes)
+    scores = {"reconstruction": encoded.errors}
+    if encoded.neg_elbo is not None:
+        scores["neg_elbo"] = encoded.neg_elbo
+    out: dict = {"anomaly_classes": [data.label_names[c] if data.label_names and c < len(data.label_names)
+                                     else str(c) for c in classes],
+                 "n_anomalies": int(is_anomaly.sum())}
+    out.update({key: _float(v) for key, v in compare_detection(scores, pca_err, is_anomaly).items()})
+    forest = isolation_forest_scores(train_data.x[train_idx], data.x, seed=run.train_cfg.seed)
+    metrics = detection_metrics(forest, is_anomaly)
+    out["isolation_forest_anomaly_auc"] = _float(metrics["auc"])
+    out["isolation_forest_anomaly_average_precision"] = _float(metrics["average_precision"])
+    seen = seen_in_training(run, classes, train_data, train_idx)
+    out["anomaly_classes_seen_in_training"] = seen
+    warning = seen_classes_warning(run, seen)
+    out["warnings"] = [warning] if warning else []
+    return out
 
 
 def projection_trustworthiness(codes: np.ndarray, methods=PROJECTION_METHODS, max_samples: int = MAX_PROJECTION_SAMPLES,
