@@ -62,7 +62,7 @@ class ImageGrid(QWidget):
     exported = Signal(str)        # a file was written at this path
     exportFailed = Signal(str)    # a readable message: the write failed
 
-    def __init__(self, parent: QWidget | None = None, *, export_name: str = "grid.png", scale: int = 4,
+    def __init__(self, parent: QWidget | None = None, *, export_name: str = "grid.png", scale: int = 0,
                  pad: int = 1, background: float = 0.5, toolbar: bool = True):
         super().__init__(parent)
         self.export_name = export_name
@@ -79,8 +79,9 @@ class ImageGrid(QWidget):
         self._tick_positions: dict[str, list[float]] = {"left": [], "bottom": []}
 
         bar_widget = export_toolbar(
-            self, scale=scale, scale_tip="Each image pixel becomes this many pixels in the exported PNG",
-            png_tip="Export the grid's pixels as a PNG, enlarged by the scale on the left",
+            self, scale=scale, scale_tip="Each image pixel becomes this many pixels in the exported PNG; "
+                                         "fit: as many as bring it closest to the figure width chosen on export",
+            png_tip="Export the grid's pixels as a PNG, enlarged by the scale on the left (size and DPI in the dialog)",
             svg_tip="Export the figure with its labels as SVG")
         self.message = message_label()
         self.graphics = pg.GraphicsLayoutWidget()
@@ -230,7 +231,8 @@ class ImageGrid(QWidget):
         self.scale_box.setEnabled(enabled)
 
     def export_png(self, path: str, scale: int | None = None) -> None:
-        """The mosaic's pixels, each enlarged `scale` times (the spin box's value by default)."""
+        """The mosaic's pixels, each enlarged `scale` times (the spin box's value by default; 0 fits
+        the chosen figure width)."""
         if self._mosaic is None:
             raise ValueError("there is no image to export yet")
         export_image(self._mosaic, path, self.scale_box.value() if scale is None else scale)

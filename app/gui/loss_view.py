@@ -309,8 +309,11 @@ class LossView(QWidget):
     def export_to(self, path: str) -> bool:
         """Write the plot as PNG or SVG (by the extension); errors reach the user as a message."""
         self.redraw()   # include points still waiting for the timer
+        # The figure's legend is the one beside the plot, when it is shown (the "Legend" box).
+        entries = [(sample.item, label.text) for sample, label in self.legend.items] \
+            if self.legend_checkbox.isChecked() else []
         try:
-            export_plot(self.plot_item, path)
+            export_plot(self.plot_item, path, legend=entries)
         except (OSError, ValueError) as exc:
             self.state.error(f"Could not export the loss plot to {path}: {exc}")
             return False

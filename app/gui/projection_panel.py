@@ -15,6 +15,7 @@ class ProjectionPanel(QWidget):
     cancelRequested = Signal(str)      # method
     recomputeRequested = Signal(str)   # method
     exportFailed = Signal(str)         # readable message
+    exported = Signal(str)             # the file written
 
     def __init__(self, method: str, title: str, tooltip: str = "", parent=None):
         super().__init__(parent)
@@ -111,17 +112,13 @@ class ProjectionPanel(QWidget):
 
     # --- export -------------------------------------------------------------------------------
     def export(self, path: str) -> None:
-        """Write this panel's plot (title, points, legend, overlays) to a .png or .svg file.
-        A figure leaves the window without its colour key, so the legend is always drawn in it."""
+        """Write this panel's plot (title, points, overlays) to a .png or .svg figure at the size
+        chosen on export. The colour key follows "Legend in plots": when it is on, the figure
+        carries it in a column beside the points (app/gui/figure.py), never over them."""
         legend = self.scatter.legend
-        shown = legend.isVisible() if legend is not None else False
-        if legend is not None:
-            legend.setVisible(True)
-        try:
-            export_plot(self.scatter.getPlotItem(), path)
-        finally:
-            if legend is not None:
-                legend.setVisible(shown)
+        entries = [(sample.item, label.text) for sample, label in legend.items] \
+            if legend is not None and legend.isVisible() else []
+        export_plot(self.scatter.getPlotItem(), path, legend=entries)
 
     def _ask_export(self, suffix: str) -> None:
         kind = suffix[1:].upper()
@@ -133,3 +130,5 @@ class ProjectionPanel(QWidget):
             self.export(path)
         except (OSError, ValueError) as exc:
             self.exportFailed.emit(f"Could not export the {self.title} plot to {path}: {exc}")
+            return
+        self.exported.emit(path)

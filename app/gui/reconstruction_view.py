@@ -97,7 +97,7 @@ class ReconstructionView(QWidget):
         bar.addWidget(self.mode_box)
         bar.addStretch(1)
 
-        self.grid = ImageGrid(export_name="reconstructions.png", scale=4)
+        self.grid = ImageGrid(export_name="reconstructions.png")
         self.lines = SignalPlot(export_name="reconstructions.png", columns=4)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.grid)

@@ -83,8 +83,8 @@ class SignalPlot(QWidget):
         self._pens: dict[tuple[str, bool], object] = {}
 
         bar_widget = export_toolbar(
-            self, scale=2, scale_tip="The exported PNG is this many times the size shown on screen",
-            png_tip="Export these plots as a PNG at the scale on the left", svg_tip="Export these plots as an SVG figure")
+            self, scale=None, scale_tip="", png_tip="Export these plots as a PNG figure (width and DPI in the dialog)",
+            svg_tip="Export these plots as an SVG figure")
         self.message = message_label()
         self.graphics = pg.GraphicsLayoutWidget()
         self.stack = QStackedWidget()
@@ -165,15 +165,14 @@ class SignalPlot(QWidget):
 
     # --- export -------------------------------------------------------------------------------
     def _set_exportable(self, enabled: bool) -> None:
-        for w in (self.png_button, self.svg_button, self.scale_box):
+        for w in (self.png_button, self.svg_button):
             w.setEnabled(enabled)
 
-    def export_png(self, path: str, scale: int | None = None) -> None:
+    def export_png(self, path: str, width: int | None = None) -> None:
+        """A figure of these plots, `width` pixels across (the width chosen on export by default)."""
         if not self.plots:
             raise ValueError("there are no plots to export yet")
-        scale = self.scale_box.value() if scale is None else scale
-        width = min(MAX_EXPORT_WIDTH, int(self.graphics.scene().sceneRect().width() * max(1, scale)))
-        export_plot(self.graphics.scene(), path, width=max(width, 1))
+        export_plot(self.graphics.scene(), path, width=min(MAX_EXPORT_WIDTH, width) if width else None)
 
     def export_svg(self, path: str) -> None:
         if not self.plots:

@@ -152,7 +152,7 @@ class TraversalView(QWidget):
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(holder)
 
-        self.live_image = ImageGrid(export_name="decoded.png", scale=8)
+        self.live_image = ImageGrid(export_name="decoded.png")
         self.live_image.set_caption("The sliders' code, decoded")
         self.live_lines = SignalPlot(export_name="decoded.png", columns=1)
         self.live_lines.set_caption("solid: the sliders' code decoded · dashed: the starting code decoded")
@@ -185,7 +185,7 @@ class TraversalView(QWidget):
                                  "deviations (VAE kinds) or in standard deviations of the codes")
         for box in (self.steps_box, self.span_box):
             box.valueChanged.connect(lambda _: self._mark_dirty("traversal", debounce=True))
-        self.traversal_image = ImageGrid(export_name="traversal.png", scale=4)
+        self.traversal_image = ImageGrid(export_name="traversal.png")
         self.traversal_lines = SignalPlot(export_name="traversal.png", columns=4)
         traversal_bar = QHBoxLayout()
         traversal_bar.addWidget(QLabel("Steps"))
@@ -198,14 +198,14 @@ class TraversalView(QWidget):
         self.resample_button = QPushButton("Resample")
         self.resample_button.setToolTip("Draw new codes from the prior N(0, I) and decode them")
         self.resample_button.clicked.connect(self.resample_prior)
-        self.prior_image = ImageGrid(export_name="prior-samples.png", scale=4)
+        self.prior_image = ImageGrid(export_name="prior-samples.png")
         self.prior_lines = SignalPlot(export_name="prior-samples.png", columns=4)
         prior_bar = QHBoxLayout()
         prior_bar.addWidget(self.resample_button)
         prior_bar.addStretch(1)
         prior_tab, self.prior_stack = self._tab(prior_bar, self.prior_image, self.prior_lines)
 
-        self.interpolation_image = ImageGrid(export_name="interpolation.png", scale=4)
+        self.interpolation_image = ImageGrid(export_name="interpolation.png")
         self.interpolation_lines = SignalPlot(export_name="interpolation.png", columns=1)
         interpolation_tab, self.interpolation_stack = self._tab(None, self.interpolation_image,
                                                                 self.interpolation_lines)

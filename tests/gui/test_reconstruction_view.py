@@ -170,11 +170,14 @@ def test_non_image_rows_drawn_as_lines(qtbot, tmp_path, monkeypatch, modality):
     recon = snapshot.reconstruct(first[None])[0]
     np.testing.assert_allclose(dashed[0].yData, recon if modality == "tabular" else recon[:, 0], atol=1e-5)
     assert "dashed: reconstruction" in view.lines.caption.text()
-    # Lines export through pyqtgraph's exporters: PNG at the chosen scale, SVG.
+    # Lines export as a figure: PNG at the width chosen (1600 px at 300 dpi by default), SVG.
     path = tmp_path / "lines.png"
-    view.lines.export_png(str(path), scale=2)
+    view.lines.export_png(str(path))
     with Image.open(path) as image:
-        assert image.size[0] == int(view.lines.graphics.scene().sceneRect().width() * 2)
+        assert image.size[0] == 1600 and round(image.info["dpi"][0]) == 300
+    view.lines.export_png(str(path), width=900)
+    with Image.open(path) as image:
+        assert image.size[0] == 900
     svg = tmp_path / "lines.svg"
     monkeypatch.setattr(signal_plot, "ask_save_path", lambda *a: str(svg))
     with qtbot.waitSignal(view.lines.exported, timeout=5000):
