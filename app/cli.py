@@ -124,6 +124,8 @@ def cmd_train(args) -> int:
     from app.core.models import model_warnings
     for warning in model_warnings(model_cfg, prepared.data.sample_shape):
         print(f"warning: {warning}", file=sys.stderr)
+    for warning in prepared.trainer.warnings:    # e.g. the batch size clamped to a small training split
+        print(f"warning: {warning}", file=sys.stderr)
     for skipped in prepared.data.skipped[:10]:
         print(f"skipped: {skipped}", file=sys.stderr)
     trainer = prepared.trainer

@@ -13,6 +13,7 @@ an epoch snapshot covers weights that went bad inside a finite-looking step.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import threading
 import time
@@ -142,9 +143,13 @@ class Trainer:
         validate(cfg)
         if len(train_x) == 0:
             raise TrainingError("there are no training samples; lower the validation fraction or add data")
+        # Things the caller should tell the user (the CLI prints them, the window logs them).
+        self.warnings: list[str] = []
         if len(train_x) < cfg.batch_size:
-            raise TrainingError(f"only {len(train_x)} training samples but the batch size is {cfg.batch_size}: "
-                                f"set the batch size to at most {len(train_x)}")
+            # Small tables (100-300 rows) are common in anomaly detection: train with one full batch.
+            self.warnings.append(f"only {len(train_x)} training samples but the batch size is {cfg.batch_size}: "
+                                 f"training with batches of {len(train_x)} (the whole training split)")
+            cfg = dataclasses.replace(cfg, batch_size=len(train_x))
         if cfg.patience > 0 and (val_x is None or len(val_x) == 0):
             raise ConfigError("early stopping (patience > 0) needs a validation split: set a validation fraction above 0")
         self.cfg = cfg

@@ -93,6 +93,8 @@ class TrainingController(QObject):
             return False
         for warning in model_warnings(model_cfg, data.sample_shape):
             state.warn(f"Note: {warning}")
+        for warning in getattr(prepared.trainer, "warnings", []):   # e.g. batch size clamped to a small table
+            state.warn(f"Note: {warning}")
         trainer = prepared.trainer
         self.device_name = trainer.device_name
         generation = state.next_generation()

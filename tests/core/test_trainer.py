@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from app.core.config import DataConfig, ModelConfig, TrainConfig
-from app.core.errors import ConfigError, TrainingError
+from app.core.errors import ConfigError
 from app.core.session import prepare_training
 from app.core.trainer import EpochResult, TrainControl, TrainFinished, TrainProgress, kl_weight, train_to_end
 
@@ -134,12 +134,22 @@ def test_optimisers_weight_penalties_and_clipping_all_train():
 
 
 def test_impossible_settings_are_refused_with_the_fix():
-    with pytest.raises(TrainingError, match="batch size"):
-        prepare_training(DataConfig(spec="digits", limit=50), ModelConfig(kind="ae"), TrainConfig(batch_size=128))
     with pytest.raises(ConfigError, match="validation"):
         prepare_training(DataConfig(spec="digits", val_fraction=0.0), ModelConfig(kind="ae"), TrainConfig(patience=3))
     with pytest.raises(ConfigError, match="lr"):
         prepare_training(DataConfig(spec="digits"), ModelConfig(kind="ae"), TrainConfig(lr=-1.0))
+
+
+def test_a_small_table_trains_with_the_batch_clamped_to_the_training_split(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "small.npz", x=rng.standard_normal((128, 6)))          # 102 train / 26 validation
+    prepared = prepare_training(DataConfig(spec=str(tmp_path / "small.npz")), ModelConfig(kind="ae", latent_dim=2,
+                                hidden=(8,)), TrainConfig(batch_size=128, epochs=2, device="cpu"))
+    assert len(prepared.train_idx) == 102 and prepared.trainer.cfg.batch_size == 102
+    assert prepared.trainer.warnings == ["only 102 training samples but the batch size is 128: training with "
+                                         "batches of 102 (the whole training split)"]
+    finished = train_to_end(prepared.trainer)
+    assert finished.reason == "completed" and len(finished.history) == 2
 
 
 def test_out_of_memory_becomes_a_message(monkeypatch):
