@@ -221,8 +221,9 @@ def make_pruner(spec: SearchSpec):
 
 
 def counts_toward_total(trial) -> bool:
-    """Interrupted and cancelled trials are run again on resume, so they do not use up the budget."""
-    return not trial.user_attrs.get("not_counted", False)
+    """Interrupted and cancelled trials are queued to run again (WAITING until a worker takes them),
+    so neither they nor their queued copies use up the budget until they run."""
+    return not trial.user_attrs.get("not_counted", False) and trial.state.name != "WAITING"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -129,6 +129,7 @@ def tell(study, trial, outcome: TrialOutcome) -> None:
     if not outcome.counted:
         trial.set_user_attr("not_counted", True)
         trial.set_user_attr("reason", "cancelled")
+        _run_again(study, trial.params)
     state = {"complete": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED,
              "fail": optuna.trial.TrialState.FAIL}[outcome.state]
     study.tell(trial, outcome.value if outcome.state == "complete" else None, state=state)
@@ -223,8 +224,17 @@ def _mark_interrupted(study, who: str, only_pids: set | None = None, counted: bo
             storage.set_trial_user_attr(t._trial_id, "not_counted", True)
             storage.set_trial_user_attr(t._trial_id, "reason", "interrupted")
         storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        if not counted:
+            _run_again(study, t.params)
         marked += 1
     return marked
+
+
+def _run_again(study, params: dict) -> None:
+    """Queue an interrupted trial's settings, so a resumed search runs exactly them (a grid's
+    sampler counts a failed point as visited and would otherwise never return to it)."""
+    if params:
+        study.enqueue_trial(params, user_attrs={"rerun": True})
 
 
 def _start_worker(ctx, out: Path, index: int, stop_new, cancel, threads: int):

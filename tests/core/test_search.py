@@ -114,7 +114,8 @@ def test_cancel_stops_running_trials_and_keeps_finished_ones(tmp_path):
     assert result.cancelled and time.monotonic() - started < 120
     states = [r["state"] for r in result.rows]
     assert states.count("complete") >= 1 and len(states) < 50
-    assert set(states) <= {"complete", "cancelled"}
+    assert set(states) <= {"complete", "cancelled", "waiting"}
+    assert states.count("waiting") == states.count("cancelled")   # queued to run again on resume
     assert seen[-1].eta_s is not None and "ETA" in seen[-1].line("val_loss")
     assert not (tmp_path / "s" / "search.pid").exists()
 
@@ -168,3 +169,21 @@ def test_cli_search_prints_a_table_and_json(tmp_path, capsys):
     assert main(["search", "--out", str(tmp_path / "s"), "--json"]) == 0   # resumed: nothing left to do
     assert len(json.loads(capsys.readouterr().out)["trials"]) == 2
     assert os.path.exists(tmp_path / "s" / "journal.log")
+
+
+def test_an_interrupted_grid_point_is_run_again_on_resume(tmp_path):
+    from app.core.search import open_study, prepare_search_dir
+    from app.core.search_space import suggest
+
+    spec = _spec("lr = [1e-3, 2e-3, 4e-3]\n", epochs=1, method="grid", trials=3, pruner="none")
+    spec = prepare_search_dir(tmp_path / "s", spec)
+    from app.core.search import make_sampler
+    study = open_study(tmp_path / "s", spec, sampler=make_sampler(spec, spec.parsed_space(), 0))
+    trial = study.ask()     # a worker took a grid point and died without telling
+    taken = suggest(trial, spec.parsed_space(), "grid")["lr"]
+    result = run_search(tmp_path / "s")
+    done = [r for r in result.rows if r["state"] == "complete"]
+    assert sorted(r["lr"] for r in done) == [1e-3, 2e-3, 4e-3]
+    assert [r["state"] for r in result.rows if r["trial"] == trial.number] == ["interrupted"]
+    assert any(r["lr"] == taken for r in done)
+    assert result.messages and "will run again" in result.messages[0]
