@@ -30,7 +30,7 @@ from app.gui.run_io import ModelRecord, is_run_dir, open_run_with_data, save_rec
 from app.gui.state import ExplorerState
 from app.gui.training_controller import TrainingController
 from app.gui.training_panel import TrainingPanel
-from app.gui.workers import readable, run_job, wait_for_jobs
+from app.gui.workers import Task, cancel_all_tasks, readable, wait_for_tasks
 
 NO_CLOSE_PROMPT_ENV = "LATENT_EXPLORER_NO_CLOSE_PROMPT"
 DATA_FILE_FILTER = ("Data files (*.npz *.npy *.csv *.tsv *.txt *.gz *-ubyte);;NumPy (*.npz *.npy);;"
@@ -378,18 +378,21 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         token = self._busy_start(text)
+        task = Task(self, text)
 
         def done(result):
             self._busy_end(token)
+            task.deleteLater()
             if not self._closed:
                 on_done(result)
 
         def failed(message):
             self._busy_end(token)
+            task.deleteLater()
             if not self._closed:
                 on_error(message)
 
-        run_job(fn, *args, on_done=done, on_error=failed)   # run_job keeps the job alive until it reports
+        task.start(lambda _state: fn(*args), on_done=done, on_error=failed)
 
     # --- data ---------------------------------------------------------------------------------
     def _training_blocks(self, what: str) -> bool:
@@ -685,7 +688,8 @@ class MainWindow(QMainWindow):
                     shutdown()
                 except Exception as exc:  # noqa: BLE001 - closing must go on; say what failed
                     print(f"latent-explorer: closing {type(view).__name__} failed: {readable(exc)}")
-        wait_for_jobs()
+        cancel_all_tasks()
+        wait_for_tasks()
         self.controller.close_autosave(clean=True)   # a normal close: nothing to offer next time
         for box in list(self._dialogs):
             box.close()

@@ -22,7 +22,7 @@ from app.core.session import data_info
 from app.core.snapshot import ModelSnapshot
 from app.gui.analysis import AnalysisView, common
 from app.gui.analysis.common import fmt
-from app.gui.analysis.computations import split_settings, view_scores_csv
+from app.core.analysis.api import Split, scores_csv
 from app.gui.state import ExplorerState
 
 TIMEOUT = 60_000   # ms; the test machine is shared and slow
@@ -102,7 +102,7 @@ def test_messages_before_data_and_model(qtbot, digits, digits_model):
     view = AnalysisView(state)
     qtbot.addWidget(view)
     assert [view.tabText(i) for i in range(view.count())] == ["vs PCA", "Anomalies", "Disentanglement",
-                                                              "Denoise / inpaint", "Compare runs"]
+                                                              "Denoise / inpaint", "Compare runs", "Few labels"]
     for tab in view.tabs[:4]:
         assert "Open a data set" in tab.placeholder.text() and not tab.compute_button.isEnabled()
     state.set_data(digits)
@@ -127,9 +127,9 @@ def test_messages_before_data_and_model(qtbot, digits, digits_model):
 
 
 def test_split_defaults_and_window_config(state):
-    assert split_settings(state) == (0.2, 0)
+    assert Split.of(state.data_cfg) == Split(0.2, 0)
     state.data_cfg = DataConfig(val_fraction=0.3, split_seed=5)
-    assert split_settings(state) == (0.3, 5)
+    assert Split.of(state.data_cfg) == Split(0.3, 5)
 
 
 def test_pca_tab_matches_engine(qtbot, view, state, digits, tmp_path, monkeypatch):
@@ -235,7 +235,7 @@ def test_anomaly_histogram_threshold_gallery_and_csv(qtbot, view, state, digits,
 
 
 def test_scores_csv_uses_data_indices_for_a_subsample():
-    text = view_scores_csv(np.array([3, 7]), np.array([1.0, 2.0]), np.array([0, 1]), 1.5)
+    text = scores_csv(np.array([1.0, 2.0]), np.array([0, 1]), 1.5, index=np.array([3, 7]))
     assert text.splitlines() == ["index,score,label,flagged", "3,1,0,0", "7,2,1,1"]
 
 
@@ -375,3 +375,36 @@ def test_compare_runs_table(qtbot, view, digits, tmp_path):
         other.add_runs([str(tmp_path / "sweep")])
         other.cancel()
     assert other.table.rowCount() < 2 and "cancelled" in other.status.text()
+
+
+def test_split_of_the_tab_is_the_models(view, state):
+    state.data_cfg = DataConfig(val_fraction=0.3, split_seed=5)
+    subject = view.pca_tab.subject()
+    assert subject.split == Split(0.3, 5) and subject.data is state.data and subject.model is state.snapshot.model
+
+
+def test_cancel_stops_the_computation_not_only_its_result(qtbot, view, monkeypatch):
+    """Cancel sets the running core function's should_stop: the work itself ends (cooperatively)."""
+    import threading
+
+    import app.gui.analysis.pca_compare_view as pca_view
+
+    started, stopped = threading.Event(), threading.Event()
+
+    def endless(subject, should_stop=None, **_):
+        started.set()
+        while not should_stop():
+            started.wait(0.001)      # stands for one chunk of work
+        stopped.set()
+        from app.core.analysis.api import Cancelled
+        raise Cancelled()
+
+    monkeypatch.setattr(pca_view, "pca_comparison", endless)
+    tab = view.pca_tab
+    tab.compute_button.click()
+    qtbot.waitUntil(started.is_set, timeout=TIMEOUT)
+    assert tab.running and tab.cancel_button.isVisibleTo(tab)
+    with qtbot.waitSignal(tab.jobEnded, timeout=TIMEOUT):
+        tab.cancel_button.click()
+    qtbot.waitUntil(stopped.is_set, timeout=TIMEOUT)
+    assert tab.result is None and "Cancelled" in tab.status.text() and not tab.cancel_button.isVisibleTo(tab)

@@ -15,10 +15,10 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGroupBox, QHBoxLayout
                                QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSpinBox, QSplitter,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from app.core.analysis.anomaly import anomaly_scores, parse_classes, score_histogram, threshold_scores, top_k
+from app.core.analysis.api import (anomaly_detection, anomaly_scores, parse_classes, score_histogram, scores_csv,
+                                   threshold_scores, top_k)
 from app.core.errors import LatentExplorerError
 from app.gui.analysis.common import AnalysisTab, fmt, plain_numbers, plot_export_buttons
-from app.gui.analysis.computations import evaluate_detection, split_settings, view_scores_csv
 from app.gui.export import ask_save_path, export_text
 from app.gui.image_grid import ImageGrid, cell_at
 from app.gui.reconstruction_view import sample_name
@@ -164,8 +164,7 @@ class AnomalyView(AnalysisTab):
         self.on_encoded()
 
     # --- state --------------------------------------------------------------------------------
-    def dependencies(self) -> tuple:
-        return (self.state.data, self.state.encoded)
+    stale_on = ("encoding",)   # an evaluation is of the scores it was started with
 
     def clear_results(self) -> None:
         self.scores = None
@@ -307,7 +306,7 @@ class AnomalyView(AnalysisTab):
     def scores_csv(self) -> str:
         if self.scores is None:
             raise ValueError("there are no scores yet")
-        return view_scores_csv(self.state.view_idx, self.scores, self.state.labels(), self.threshold)
+        return scores_csv(self.scores, self.state.labels(), self.threshold, index=self.state.view_idx)
 
     def export_scores(self, path: str) -> bool:
         return self.write_file(lambda p: export_text(self.scores_csv(), p), path)
@@ -344,11 +343,11 @@ class AnomalyView(AnalysisTab):
         except LatentExplorerError as exc:
             self.show_error(str(exc))
             return
-        val_fraction, seed = split_settings(self.state)
         self._classes = classes
-        self.run_in_background(evaluate_detection, data, self.state.view_idx, encoded, classes,
-                               snapshot.latent_dim, val_fraction, seed, on_result=self.show_detection,
-                               what="Fitting PCA and scoring both detectors…")
+        subject, view_idx = self.subject(), self.state.view_idx
+        self.run_in_background(
+            lambda task: anomaly_detection(subject, view_idx, encoded, classes, should_stop=task.should_stop),
+            on_result=self.show_detection, what="Fitting PCA and scoring both detectors…")
 
     def show_detection(self, result: dict) -> None:
         self.detection = result

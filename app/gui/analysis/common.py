@@ -1,6 +1,9 @@
-"""What every analysis tab shares: a Compute button, a busy indicator, a line for notes and errors,
-a placeholder saying what is missing, and background jobs whose results are dropped when the model
-or the data changed meanwhile (or a newer request superseded them)."""
+"""What every analysis tab shares: a Compute button, a busy indicator with Cancel, a line for notes
+and errors, a placeholder saying what is missing, and one background Task (app/gui/workers.py) that
+is cancelled (and so stops computing) when what its result depends on changes.
+
+The numbers come from the core's analysis API (app/core/analysis/api.py), keyed on the tab's
+`subject()`: the current model, the current data and the split the model was trained with."""
 
 from __future__ import annotations
 
@@ -13,9 +16,10 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QStackedWidget, QToolButton,
                                QVBoxLayout, QWidget)
 
+from app.core.analysis.api import Split, Subject, fit_problem
 from app.gui.export import ask_save_path, export_plot
 from app.gui.state import ExplorerState
-from app.gui.workers import readable, run_job
+from app.gui.workers import Task, TaskState, readable
 
 ERROR_STYLE = "color: #b00020;"
 AUTO_UPDATE_VALUES = 5_000_000   # data no bigger than this (samples x features) re-measures itself per encoding
@@ -56,11 +60,10 @@ def model_mismatch(state: ExplorerState) -> str | None:
     data, snapshot = state.data, state.snapshot
     if data is None or snapshot is None:
         return None
-    model_shape = tuple(snapshot.model.input_shape)
-    if model_shape != tuple(data.sample_shape):
-        return (f"This model expects samples of shape {'x'.join(map(str, model_shape))}, but {data.name} has "
-                f"{'x'.join(map(str, data.sample_shape))}: train a model on this data or open data like the model's.")
-    return None
+    problem = fit_problem(snapshot.model, data)
+    if problem is None:
+        return None
+    return f"{problem[0].upper()}{problem[1:]}: train a model on this data or open data like the model's."
 
 
 def plot_export_buttons(owner: "AnalysisTab", plot_item, default_name: str) -> list[QToolButton]:
@@ -83,7 +86,7 @@ def plot_export_buttons(owner: "AnalysisTab", plot_item, default_name: str) -> l
 class AnalysisTab(QWidget):
     """Base of the analysis tabs. Subclasses put their controls in `self.controls` (before the
     Compute button), their results in `self.body_layout`, and override `requirement`,
-    `dependencies` and `compute`."""
+    `stale_on` and `compute`."""
 
     computed = Signal()      # new results are on screen
     failed = Signal(str)     # a readable message is on screen
@@ -96,9 +99,10 @@ class AnalysisTab(QWidget):
     def __init__(self, state: ExplorerState, parent: QWidget | None = None):
         super().__init__(parent)
         self.state = state
-        self._request = 0            # bumps with every job started; older jobs' results are dropped
         self._running = False
         self.has_results = False
+        self.task = Task(self)
+        self.task.runningChanged.connect(self._set_running)
 
         self.compute_button = QPushButton(self.compute_text)
         self.compute_button.setToolTip(self.compute_tip)
@@ -108,11 +112,16 @@ class AnalysisTab(QWidget):
         self.busy.setTextVisible(False)
         self.busy.setMaximumWidth(120)
         self.busy.setVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop this computation (it stops at its next check, within a second or so)")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setVisible(False)
         self.controls = QHBoxLayout()
         self.controls.setContentsMargins(0, 0, 0, 0)
         self.controls.addStretch(1)
         self.controls.addWidget(self.busy)
         self.controls.addWidget(self.compute_button)
+        self.controls.addWidget(self.cancel_button)
 
         self.status = QLabel()
         self.status.setWordWrap(True)
@@ -137,8 +146,8 @@ class AnalysisTab(QWidget):
         layout.addWidget(self.stack, 1)
 
         state.dataChanged.connect(self._on_data_changed)
-        state.snapshotChanged.connect(self._on_model_changed)
-        state.encodedChanged.connect(self.on_encoded)
+        state.snapshotChanged.connect(self._model_changed)
+        state.encodedChanged.connect(self._encoding_changed)
 
     # --- to override --------------------------------------------------------------------------
     no_model_text = "Train or load a model first."   # what the tab says before there is a model
@@ -155,9 +164,11 @@ class AnalysisTab(QWidget):
             return "Waiting for the samples to be encoded…"
         return mismatch
 
-    def dependencies(self) -> tuple:
-        """What a result depends on: a result is dropped when any of these changed meanwhile."""
-        return (self.state.generation, self.state.data, self.state.snapshot)
+    stale_on = ("model",)   # besides the data: "model" (a new snapshot) or "encoding" (new codes)
+
+    def subject(self) -> Subject:
+        """What this tab measures: the current model on the current data, with its training split."""
+        return Subject(self.state.snapshot.model, self.state.data, Split.of(self.state.data_cfg))
 
     def compute(self) -> None:
         """Start this tab's computation; every tab defines it (the base class has nothing to compute)."""
@@ -202,12 +213,26 @@ class AnalysisTab(QWidget):
         self.stack.setCurrentWidget(self.body)
 
     def _on_data_changed(self) -> None:
-        self._request += 1           # a job for the old data is of no use any more
-        self._set_running(False)
+        self.task.cancel()           # a job for the old data is of no use any more
         self.has_results = False
         self.clear_results()
         self.set_note("")
         self.refresh()
+
+    def _model_changed(self) -> None:
+        if "model" in self.stale_on:
+            self._drop_stale()
+        self._on_model_changed()
+
+    def _encoding_changed(self) -> None:
+        if "encoding" in self.stale_on:
+            self._drop_stale()
+        self.on_encoded()
+
+    def _drop_stale(self) -> None:
+        if self.task.cancel():
+            self.set_note("The model or data changed while computing, so the result was dropped: press "
+                          f"{self.button_name!r} again.")
 
     def _on_model_changed(self) -> None:
         if self.has_results:
@@ -241,45 +266,29 @@ class AnalysisTab(QWidget):
     def _set_running(self, running: bool) -> None:
         was_running, self._running = self._running, running
         self.busy.setVisible(running)
+        self.cancel_button.setVisible(running)
         if was_running and not running:
             self.jobEnded.emit()
 
-    def run_in_background(self, fn: Callable[..., Any], *args: Any, on_result: Callable[[Any], None],
+    def run_in_background(self, work: Callable[[TaskState], Any], on_result: Callable[[Any], None],
                           what: str = "Computing…") -> None:
-        """fn(*args) on the thread pool; on_result(result) on the GUI thread if still wanted."""
-        self._request += 1
-        token = (self._request, self.dependencies())
-        self._set_running(True)
+        """work(task_state) on the thread pool, superseding this tab's previous job; on_result(result)
+        on the GUI thread unless cancelled meanwhile. work passes task_state.should_stop to the core."""
         self.set_note(what)
-        run_job(fn, *args, on_done=lambda result: self._job_done(token, on_result, result),
-                on_error=lambda message: self._job_failed(token, message))
+        self.task.start(work, on_done=lambda result: self._job_done(on_result, result), on_error=self.show_error,
+                        on_cancelled=lambda: self.set_note("Cancelled."))
 
-    def _current(self, token) -> bool | None:
-        """True: deliver; False: the model or data changed; None: a newer request superseded it."""
-        if token[0] != self._request:
-            return None
-        return all((a == b) if isinstance(a, (int, str)) else (a is b) for a, b in zip(token[1], self.dependencies()))
+    def cancel(self) -> None:
+        """Stop the running computation (cooperatively: the core checks between chunks)."""
+        if self.task.cancel():
+            self.set_note(f"Cancelled. Press {self.button_name!r} to compute again.")
 
-    def _job_done(self, token, on_result: Callable[[Any], None], result: Any) -> None:
-        current = self._current(token)
-        if current is None:
-            return
-        self._set_running(False)
-        if not current:
-            self.set_note("The model or data changed while computing, so the result was dropped: press "
-                          f"{self.button_name!r} again.")
-            return
+    def _job_done(self, on_result: Callable[[Any], None], result: Any) -> None:
         try:
             on_result(result)
         except Exception as exc:  # noqa: BLE001 - a drawing failure must reach the user
             traceback.print_exc()
             self.show_error(f"Could not show the result: {readable(exc)}")
-
-    def _job_failed(self, token, message: str) -> None:
-        if self._current(token) is None:
-            return
-        self._set_running(False)
-        self.show_error(message)
 
     # --- files --------------------------------------------------------------------------------
     def write_file(self, write: Callable[[str], None], path: str) -> bool:

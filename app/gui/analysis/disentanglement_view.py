@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QHeaderView,
                                QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
-from app.core.analysis.disentanglement import MAX_SAMPLES, DisentanglementReport, disentanglement_report
-from app.core.latent import ACTIVE_THRESHOLD, DimensionStats, dimension_stats
+from app.core.analysis.api import MAX_FACTOR_SAMPLES, DisentanglementReport, dimensions, disentanglement
+from app.core.latent import ACTIVE_THRESHOLD, DimensionStats
 from app.gui.analysis.common import AnalysisTab, big_label, fmt, plain_numbers, plot_export_buttons
 from app.gui.export import ask_save_path, export_text
 from app.gui.state import ExplorerState
@@ -153,8 +153,7 @@ class DisentanglementView(AnalysisTab):
         else:
             self.compute_button.setToolTip(self.compute_tip)
 
-    def dependencies(self) -> tuple:
-        return (self.state.data, self.state.encoded)
+    stale_on = ("encoding",)   # the metrics are of the codes they were started with
 
     def clear_results(self) -> None:
         self.stats = None
@@ -179,7 +178,7 @@ class DisentanglementView(AnalysisTab):
             return
         had_metrics = self.report is not None
         self._clear_metrics()
-        self.stats = dimension_stats(encoded.codes, encoded.logvar)
+        self.stats = dimensions(encoded)
         self._draw_bars(self.stats)
         self._draw_dimension_table()
         data = self.state.data
@@ -233,11 +232,12 @@ class DisentanglementView(AnalysisTab):
         data, encoded = self.state.data, self.state.encoded
         if self.requirement() is not None or data is None or encoded is None or data.factors is None:
             return
-        factors = self.state.factors()
-        n = min(len(encoded.codes), MAX_SAMPLES)
-        what = f"Measuring MIG, SAP{' and DCI' if self.dci_box.isChecked() else ''} on {n:,} samples…"
-        self.run_in_background(disentanglement_report, encoded.codes, factors, data.factor_names, encoded.logvar,
-                               self.dci_box.isChecked(), True, on_result=self.show_report, what=what)
+        n = min(len(encoded.codes), MAX_FACTOR_SAMPLES)
+        with_dci, subject, view_idx = self.dci_box.isChecked(), self.subject(), self.state.view_idx
+        what = f"Measuring MIG, SAP{' and DCI' if with_dci else ''} on {n:,} samples…"
+        self.run_in_background(
+            lambda task: disentanglement(subject, view_idx, encoded, with_dci, should_stop=task.should_stop),
+            on_result=self.show_report, what=what)
 
     def show_report(self, report: DisentanglementReport) -> None:
         self.report = report
@@ -258,7 +258,7 @@ class DisentanglementView(AnalysisTab):
         self._draw_dimension_table()
         self.state.factor_per_dim = list(summary["factor_per_dim"])
         self.metrics_note.setText(f"Factors: {', '.join(report.factor_names)}; measured on the mean codes of "
-                                  f"{min(len(self.state.encoded.codes), MAX_SAMPLES):,} explored samples.")
+                                  f"{min(len(self.state.encoded.codes), MAX_FACTOR_SAMPLES):,} explored samples.")
         self.finished("")
 
     # --- export -------------------------------------------------------------------------------

@@ -12,11 +12,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QCheckBox, QLabel, QLineEdit, QSpinBox, QToolButton, QWidget
 
-from app.core.analysis.transfer import ANCHOR, METHOD_LABELS, TransferResult, label_efficiency
+from app.core.analysis.api import ANCHOR, METHOD_LABELS, TransferResult, few_labels
 from app.core.config import parse_int_tuple
 from app.core.errors import LatentExplorerError
 from app.gui.analysis.common import AnalysisTab, plain_numbers, plot_export_buttons
-from app.gui.analysis.computations import split_settings
 from app.gui.export import ask_save_path, export_text
 from app.gui.state import ExplorerState
 
@@ -24,11 +23,6 @@ COLOURS = {"codes": "#1f77b4", "pca": "#ff7f0e", "raw": "#7f7f7f", "fine_tuned":
 CAPTION = ("Held-out accuracy against labels per class (log scale); each point is the mean over label draws, "
            "bars ±1 standard deviation. Anchor: " + ANCHOR + ", a model that also learns from the unlabelled "
            "data; here labels reach only the classifier (or the fine-tuned encoder).")
-
-
-def compute_curve(snapshot, data, sizes, draws: int, fine_tune: bool, val_fraction: float, split_seed: int):
-    return label_efficiency(snapshot.model, data, sizes, draws=draws, fine_tune=fine_tune,
-                            val_fraction=val_fraction, split_seed=split_seed)
 
 
 class FewLabelsView(AnalysisTab):
@@ -86,9 +80,10 @@ class FewLabelsView(AnalysisTab):
         except LatentExplorerError as exc:
             self.show_error(str(exc))
             return
-        val_fraction, seed = split_settings(self.state)
-        self.run_in_background(compute_curve, self.state.snapshot, self.state.data, sizes, self.draws_box.value(),
-                               self.fine_tune_box.isChecked(), val_fraction, seed, on_result=self.show_result,
+        subject, draws, fine_tune = self.subject(), self.draws_box.value(), self.fine_tune_box.isChecked()
+        self.run_in_background(lambda task: few_labels(subject, sizes, draws, fine_tune, should_stop=task.should_stop,
+                                                       progress=task.progress),
+                               on_result=self.show_result,
                                what="Fitting classifiers on few labels (the fine-tuned encoder takes longest)…")
 
     def clear_results(self) -> None:

@@ -14,9 +14,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QSplitter,
                                QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from app.core.analysis.probes import MAX_TRAIN
 from app.gui.analysis.common import AnalysisTab, big_label, fmt, plain_numbers, plot_export_buttons
-from app.gui.analysis.computations import PCAComparisonView, compare_pca, split_settings
+from app.core.analysis.api import MAX_PROBE_SAMPLES, PCAReport, pca_comparison
 from app.gui.image_grid import ImageGrid
 from app.gui.reconstruction_view import sample_name
 from app.gui.signal_plot import Curve, PlotSpec, SignalPlot
@@ -37,7 +36,7 @@ class PCACompareView(AnalysisTab):
 
     def __init__(self, state: ExplorerState, parent: QWidget | None = None):
         super().__init__(state, parent)
-        self.result: PCAComparisonView | None = None
+        self.result: PCAReport | None = None
 
         # Headline numbers
         self.model_error_label = big_label()
@@ -89,7 +88,7 @@ class PCACompareView(AnalysisTab):
         self.probe_table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
         self.probe_table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.probe_table.setToolTip("Held-out accuracy of classifiers trained on the training split's codes "
-                                    f"(at most {MAX_TRAIN:,} samples) versus PCA's first k components")
+                                    f"(at most {MAX_PROBE_SAMPLES:,} samples) versus PCA's first k components")
         self.probe_table.setMaximumHeight(90)
         self.probe_note = QLabel()
         self.probe_note.setWordWrap(True)
@@ -125,15 +124,15 @@ class PCACompareView(AnalysisTab):
     def compute(self) -> None:
         if self.requirement() is not None:
             return
-        val_fraction, seed = split_settings(self.state)
-        self.run_in_background(compare_pca, self.state.data, self.state.snapshot, val_fraction, seed,
+        subject = self.subject()
+        self.run_in_background(lambda task: pca_comparison(subject, should_stop=task.should_stop),
                                on_result=self.show_result, what="Fitting PCA and encoding the held-out samples…")
 
     def clear_results(self) -> None:
         self.result = None
 
     # --- drawing ------------------------------------------------------------------------------
-    def show_result(self, result: PCAComparisonView) -> None:
+    def show_result(self, result: PCAReport) -> None:
         self.result = result
         self.model_error_label.setText(fmt(result.model_error))
         self.pca_error_label.setText(fmt(result.pca_error))
@@ -143,11 +142,11 @@ class PCACompareView(AnalysisTab):
         self._draw_probes(result.probes)
         self._draw_samples(result)
         epoch = self.state.snapshot.epoch if self.state.snapshot is not None else 0
-        self.finished(f"Fitted on {result.n_train:,} training samples, scored on {result.n_heldout:,} held-out "
-                      f"samples; model at epoch {epoch}.")
+        self.finished(f"Fitted on {result.n_train:,} training samples, scored on the {result.split}; model at "
+                      f"epoch {epoch}.")
 
     @staticmethod
-    def _verdict(result: PCAComparisonView) -> str:
+    def _verdict(result: PCAReport) -> str:
         if result.pca_error > 0:
             change = (result.pca_error - result.model_error) / result.pca_error
             text = (f"The autoencoder's held-out error is {abs(change):.0%} "
@@ -206,7 +205,7 @@ class PCACompareView(AnalysisTab):
                 item.setTextAlignment(Qt.AlignCenter)
                 self.probe_table.setItem(row, col, item)
 
-    def _draw_samples(self, result: PCAComparisonView) -> None:
+    def _draw_samples(self, result: PCAReport) -> None:
         names = [sample_name(self.state, int(i)) for i in result.shown_idx]
         if self.state.data is not None and self.state.data.modality == "image":
             images = np.stack([result.originals, result.model_recons, result.pca_recons])   # (3, S, C, H, W)

@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QGridLayout, QLabel, QWidget
 
-from app.core.analysis.restoration import CORRUPTIONS, Restoration
 from app.gui.analysis.common import AnalysisTab, big_label, fmt
-from app.gui.analysis.computations import N_RESTORATION_SCORED, N_SHOWN, restore_heldout, split_settings
+from app.core.analysis.api import CORRUPTIONS, N_RESTORATION_SCORED, N_SHOWN, Restoration, restoration
 from app.gui.image_grid import ImageGrid
 from app.gui.reconstruction_view import sample_name
 from app.gui.state import ExplorerState
@@ -101,10 +100,9 @@ class RestorationView(AnalysisTab):
     def compute(self) -> None:
         if self.requirement() is not None:
             return
-        val_fraction, seed = split_settings(self.state)
-        self._settings = (self.kind, float(self.level_box.value()))
-        self.run_in_background(restore_heldout, self.state.data, self.state.snapshot, *self._settings,
-                               val_fraction, seed,
+        subject, self._settings = self.subject(), (self.kind, float(self.level_box.value()))
+        kind, level = self._settings
+        self.run_in_background(lambda task: restoration(subject, kind, level, should_stop=task.should_stop),
                                on_result=self.show_result, what="Corrupting and restoring held-out samples…")
 
     def clear_results(self) -> None:

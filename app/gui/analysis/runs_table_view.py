@@ -3,22 +3,22 @@ baseline), e.g. a sweep of beta-VAEs, so the trade-off between reconstruction an
 reads off one sortable table.
 
 Each run is measured by the engine's compare_runs on its own data's held-out split, in the
-background with a progress bar; a run that cannot be loaded gets a row with its error.
+background with a progress bar, one run at a time (each row appears when measured; Cancel stops
+before the next run); a run that cannot be loaded gets a row with its error.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import threading
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QFileDialog, QHeaderView, QProgressBar, QPushButton,
                                QTableWidget, QTableWidgetItem, QWidget)
 
-from app.core.analysis.compare_runs import COLUMNS, compare_runs
+from app.core.analysis.api import RUN_COLUMNS, compare_runs
 from app.core.checkpoint import META
 from app.gui.analysis.common import AnalysisTab, fmt
 from app.gui.export import ask_save_path, export_text, last_folder, remember_folder
@@ -49,12 +49,6 @@ TABLE_COLUMNS = (
 ERROR_COLUMN = 1
 ERROR_WIDTH = 240      # pixels; the whole message is in each cell's tooltip
 ERROR_BRUSH = QBrush(QColor(253, 226, 226))
-
-
-class _JobSignals(QObject):
-    """Carries progress and finished rows from the worker thread to the GUI thread (queued signals)."""
-    progressed = Signal(int, int, str)   # runs done, runs in the batch, the run being measured now
-    measured = Signal(object)            # one compare_runs row
 
 
 class SortableItem(QTableWidgetItem):
@@ -93,10 +87,9 @@ class RunsTableView(AnalysisTab):
         super().__init__(state, parent)
         self.rows: dict[str, dict] = {}     # run path -> compare_runs row, in the order added
         self._queue: list[str] = []         # added while a job was running
-        self._cancel = threading.Event()
-        self._signals = _JobSignals(self)
-        self._signals.progressed.connect(self._on_progress)
-        self._signals.measured.connect(self._add_row)
+        self._batch_size = 0
+        self.task.progressed.connect(self._on_progress)   # runs done, runs in the batch, the run measured now
+        self.task.yielded.connect(self._add_row)          # one compare_runs row
 
         self.dci_box = QCheckBox("Include DCI")
         self.dci_box.setToolTip("Also measure DCI disentanglement on data with factors (gradient-boosted trees: slow)")
@@ -106,16 +99,13 @@ class RunsTableView(AnalysisTab):
         self.export_button = QPushButton("Export CSV…")
         self.export_button.setToolTip("Every column of every run as CSV")
         self.export_button.clicked.connect(self._ask_export)
-        self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop after the run being measured now")
-        self.cancel_button.clicked.connect(self.cancel)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
         self.progress.setVisible(False)
         for widget in (self.dci_box, self.remove_button, self.export_button):
             self.controls.insertWidget(self.controls.count() - 3, widget)
-        self.controls.addWidget(self.progress)
-        self.controls.addWidget(self.cancel_button)
+        self.controls.insertWidget(self.controls.indexOf(self.cancel_button), self.progress)
 
         self.table = QTableWidget(0, len(TABLE_COLUMNS))
         self.table.setHorizontalHeaderLabels([c[0] for c in TABLE_COLUMNS])
@@ -135,13 +125,12 @@ class RunsTableView(AnalysisTab):
     def requirement(self) -> str | None:
         return None
 
-    def dependencies(self) -> tuple:
-        return ()
+    stale_on = ()   # saved runs: neither the window's model nor its data matter
 
     def refresh(self) -> None:
         self.compute_button.setEnabled(True)
         if not self.rows:
-            self.show_placeholder("Add run folders (saved by Train → Save run, or by `python main.py train`) to "
+            self.show_placeholder("Add run folders (saved by File > Save run as…, or by `python main.py train`) to "
                                   "compare them: kind, β, latent size, losses, MIG, probe accuracy and the PCA "
                                   "baseline, one row each. A folder holding several runs adds them all.")
 
@@ -179,22 +168,24 @@ class RunsTableView(AnalysisTab):
         batch, self._queue = self._queue, []
         if not batch:
             return
-        self._cancel.clear()
         self.progress.setRange(0, len(batch))
         self.progress.setValue(0)
         self.progress.setVisible(True)
-        self.run_in_background(self._measure, batch, self.dci_box.isChecked(), on_result=self._batch_done,
+        self._batch_size = len(batch)
+        with_dci = self.dci_box.isChecked()
+        self.run_in_background(lambda task: self._measure(task, batch, with_dci), on_result=self._batch_done,
                                what=f"Measuring {len(batch)} run{'s' if len(batch) != 1 else ''}…")
         self._update_buttons()
 
-    def _measure(self, batch: list[str], with_dci: bool) -> tuple[int, int]:
+    @staticmethod
+    def _measure(task, batch: list[str], with_dci: bool) -> tuple[int, int]:
         """On the worker thread: compare_runs one run at a time, so each row appears as soon as it
         is measured and Cancel takes effect between runs. Returns (measured, total)."""
         for i, path in enumerate(batch):
-            if self._cancel.is_set():
+            if task.should_stop():
                 return i, len(batch)
-            self._signals.progressed.emit(i, len(batch), path)
-            self._signals.measured.emit(compare_runs([path], with_dci=with_dci)[0])
+            task.progress(i, len(batch), path)
+            task.partial(compare_runs([path], with_dci=with_dci)[0])
         return len(batch), len(batch)
 
     def _on_progress(self, done: int, total: int, run: str) -> None:
@@ -225,18 +216,19 @@ class RunsTableView(AnalysisTab):
         self._update_buttons()
         self._start_next()
 
-    def _job_failed(self, token, message: str) -> None:
-        super()._job_failed(token, message)
-        self.progress.setVisible(False)
-        self._update_buttons()
-
     def _set_running(self, running: bool) -> None:
         super()._set_running(running)
         self.busy.setVisible(False)     # the determinate progress bar shows the work instead
+        if not running:
+            self.progress.setVisible(False)
+            self._update_buttons()
 
     def cancel(self) -> None:
-        self._cancel.set()
         self._queue = []
+        if self.task.cancel():
+            left = self._batch_size - self.progress.value()
+            self.set_note(f"{len(self.rows)} run{'s' if len(self.rows) != 1 else ''} in the table; cancelled "
+                          f"before {left} more.")
 
     def remove_selected(self) -> None:
         rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()}, reverse=True)
@@ -285,7 +277,7 @@ class RunsTableView(AnalysisTab):
     def table_csv(self) -> str:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        columns = list(COLUMNS) + ["error"]
+        columns = list(RUN_COLUMNS) + ["error"]
         writer.writerow(columns)
         for row in self.rows.values():
             writer.writerow(["" if row.get(c) is None else
