@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from app.core.config import MODEL_KINDS, ModelConfig, TrainConfig
+from app.core.config import MODEL_KINDS, VARIATIONAL_KINDS, ModelConfig, TrainConfig
 from app.core.errors import ConfigError
 from app.core.models import (MAX_PARAMETERS, MODEL_KINDS_HELP, NonFiniteLoss, StepSettings, build_model,
                              count_parameters, model_warnings)
@@ -29,6 +29,7 @@ EXPECTED_PARTS = {
     "denoising": {"reconstruction", "total"},
     "contractive": {"reconstruction", "contractive", "total"},
     "vae": {"reconstruction", "kl", "total"},
+    "beta-tcvae": {"reconstruction", "mi", "tc", "dim_kl", "kl", "total"},
     "conv-ae": {"reconstruction", "total"},
     "conv-vae": {"reconstruction", "kl", "total"},
     "rnn-ae": {"reconstruction", "total"},
@@ -104,7 +105,7 @@ def test_shapes_and_attributes(variant):
     x = data[:5]
     kind = variant.split("/")[0]
     assert model.kind == kind
-    assert model.variational == (kind in ("vae", "conv-vae"))
+    assert model.variational == (kind in VARIATIONAL_KINDS)
     model.eval()
     with torch.no_grad():
         z = model.encode(x)

@@ -22,6 +22,7 @@ from app.core.models.conv import ConvAutoencoder, ConvVAE, conv_stage_sizes
 from app.core.models.mlp import (VAE, ContractiveAutoencoder, DenoisingAutoencoder, MLPAutoencoder,
                                  SparseAutoencoder)
 from app.core.models.rnn import RecurrentAutoencoder
+from app.core.models.tcvae import BetaTCVAE
 
 __all__ = ["build_model", "model_warnings", "count_parameters", "MODEL_KINDS_HELP", "MODEL_CLASSES",
            "MAX_PARAMETERS", "Autoencoder", "ModelOutput", "StepSettings", "NonFiniteLoss"]
@@ -34,6 +35,7 @@ MODEL_CLASSES: dict[str, type[Autoencoder]] = {
     "denoising": DenoisingAutoencoder,
     "contractive": ContractiveAutoencoder,
     "vae": VAE,
+    "beta-tcvae": BetaTCVAE,
     "conv-ae": ConvAutoencoder,
     "conv-vae": ConvVAE,
     "rnn-ae": RecurrentAutoencoder,
@@ -45,8 +47,8 @@ assert set(MODEL_KINDS_HELP) == set(MODEL_KINDS)
 
 MODALITIES = ("image", "sequence", "tabular")
 MAX_PARAMETERS = 200_000_000
-MLP_KINDS = ("ae", "sparse", "denoising", "contractive", "vae", "aae")
-REGULARISED_ELSEWHERE = ("sparse", "denoising", "contractive", "vae", "conv-vae", "aae")
+MLP_KINDS = ("ae", "sparse", "denoising", "contractive", "vae", "beta-tcvae", "aae")
+REGULARISED_ELSEWHERE = ("sparse", "denoising", "contractive", "vae", "beta-tcvae", "conv-vae", "aae")
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -81,6 +81,10 @@ class Autoencoder(nn.Module):
         """(B, K) -> (B, *input_shape), before the output activation."""
         raise NotImplementedError
 
+    def note_training_size(self, n: int) -> None:
+        """The trainer tells the model how many training samples there are, before the first
+        step; estimators of aggregate-posterior terms need it (beta-TCVAE). Others ignore it."""
+
     # --- shared behaviour ---------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic code (the mean for VAE kinds): (B, K)."""
