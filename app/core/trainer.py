@@ -161,7 +161,6 @@ class Trainer:
         self.best_epoch: int | None = None
         self.skipped_steps = 0
         self._train_x = train_x
-        model.note_training_size(len(train_x))   # beta-TCVAE's estimator needs the data set size
         self._val_x = val_x
         # Resume (app/core/resume.py): the state to continue from, and the state after the last
         # finished epoch, which training_state() hands to checkpoint.save_run.

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QFormL
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.core.errors import LatentExplorerError
-from app.core.search import (METHODS, OBJECTIVES, PRUNERS, SPEC_FILE, SearchSpec, best_row, open_study,
+from app.core.search import (METHODS, OBJECTIVES, PRUNERS, SearchSpec, best_row, open_study,
                              progress_from_rows, read_spec, spec_from_settings, trial_rows)
 from app.core.search_space import parse_space, searchable_fields, space_line
 from app.gui.state import ExplorerState

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPu
 from app.core.config import VARIATIONAL_KINDS, DataConfig, ModelConfig, TrainConfig
 from app.gui.config_form import ConfigForm
 
-MLP_KINDS = ("ae", "sparse", "denoising", "contractive", "vae", "beta-tcvae", "aae")
+MLP_KINDS = ("ae", "sparse", "denoising", "contractive", "vae", "aae")
 CONV_KINDS = ("conv-ae", "conv-vae")
 
 # Which model kinds each kind-specific field applies to; fields not listed apply to every kind.
@@ -25,8 +25,6 @@ MODEL_FIELD_KINDS = {
     "hidden": MLP_KINDS,
     "activation": MLP_KINDS + CONV_KINDS,
     "beta": VARIATIONAL_KINDS,
-    "mi_weight": ("beta-tcvae",),
-    "dim_kl_weight": ("beta-tcvae",),
     "noise": ("denoising",),
     "noise_level": ("denoising",),
     "sparsity": ("sparse",),
