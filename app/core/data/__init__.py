@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from app.core.config import DataConfig
+from app.core.data.arrays import parse_image_shape
 from app.core.data.dataset import Dataset
 from app.core.errors import DataError
 
@@ -38,7 +39,8 @@ _SPEC_KINDS = [
                             "every images file in it, alphabetically; or give one images file"),
     (".npz", "array x (N,D) / (N,T,C) / (N,C,H,W), optional y, label_names, factors, factor_names; never pickles"),
     (".npy", "one array, read like x of a .npz"),
-    (".csv", "numeric columns (',' ';' tab '|'), header optional, label column by name; standardised"),
+    (".csv", "numeric columns (',' ';' tab '|'), header optional, label column by name; standardised "
+             "(or rows as images with --image-shape 28x28)"),
     ("folder of images", "PNG/JPEG, grayscale or RGB; class sub-folders become labels; "
                          "unreadable files are skipped and listed"),
 ]
@@ -74,6 +76,7 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     except OSError as exc:
         raise DataError(f"{Path(spec).name}: cannot be read ({exc.strerror or exc})") from None
 
+    _check_image_shape(ds, cfg)
     limits = [v for v in (keep, cfg.limit) if v and v > 0]
     if limits and min(limits) < ds.n:
         ds = ds.subset(np.arange(min(limits)))
@@ -82,6 +85,14 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     ds.spec = cfg.spec
     ds.options = options
     return ds
+
+
+def _check_image_shape(ds: Dataset, cfg: DataConfig) -> None:
+    """--image-shape is for flat rows; on data that already is images it must agree with them."""
+    shape = parse_image_shape(getattr(cfg, "image_shape", ""))
+    if shape is not None and tuple(ds.sample_shape) != shape:
+        raise DataError(f"{ds.name}: samples are {'x'.join(map(str, ds.sample_shape))} ({ds.modality}), so "
+                        f"--image-shape {cfg.image_shape} does not apply; it reads flat .npz/.npy/.csv rows as images")
 
 
 def _load_builtin(name: str, cfg: DataConfig) -> tuple[Dataset, dict]:
@@ -107,6 +118,9 @@ def _load_path(spec: str, cfg: DataConfig) -> tuple[Dataset, dict]:
                             f"or give the path of a file or folder")
         raise DataError(f"{spec}: no such file or folder")
     options: dict = {"n_samples": cfg.n_samples} if cfg.n_samples else {}
+    image_shape = parse_image_shape(getattr(cfg, "image_shape", ""))
+    if image_shape is not None:
+        options["image_shape"] = cfg.image_shape
     if path.is_dir():
         from app.core.data.idx import is_images_name, load_idx
 
@@ -122,15 +136,15 @@ def _load_path(spec: str, cfg: DataConfig) -> tuple[Dataset, dict]:
     if suffix == ".npz":
         from app.core.data.arrays import load_npz
 
-        return load_npz(path), options
+        return load_npz(path, image_shape), options
     if suffix == ".npy":
         from app.core.data.arrays import load_npy
 
-        return load_npy(path), options
+        return load_npy(path, image_shape), options
     if suffix in (".csv", ".tsv", ".txt"):
         from app.core.data.tabular import load_csv
 
-        return load_csv(path, cfg.label_column), {**options, "label_column": cfg.label_column}
+        return load_csv(path, cfg.label_column, image_shape), {**options, "label_column": cfg.label_column}
     from app.core.data.idx import is_idx_name, is_images_name, load_idx
 
     if is_images_name(name):

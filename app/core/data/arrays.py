@@ -103,6 +103,42 @@ def to_unit_images(a: np.ndarray, where: str) -> np.ndarray:
                     f"(or save them as uint8 0..255)")
 
 
+def parse_image_shape(text: str) -> tuple[int, int, int] | None:
+    """'28x28' -> (1, 28, 28); '1x28x28', '3x32x32' as given (C x H x W); '' -> None."""
+    text = (text or "").strip().lower().replace(" ", "")
+    if not text:
+        return None
+    try:
+        dims = tuple(int(p) for p in text.split("x"))
+    except ValueError:
+        dims = ()
+    if len(dims) not in (2, 3) or any(d < 1 for d in dims) or (len(dims) == 3 and dims[0] not in (1, 3, 4)):
+        from app.core.errors import ConfigError
+        raise ConfigError(f"image_shape = {text!r}: give HxW or CxHxW with 1, 3 or 4 channels, e.g. 28x28 or 3x32x32")
+    return (1, *dims) if len(dims) == 2 else dims
+
+
+def rows_as_images(a: np.ndarray, shape: tuple[int, int, int], where: str) -> np.ndarray:
+    """(N, D) rows -> float32 (N, C, H, W) images in [0, 1]; D must be C*H*W, values in [0, 1] (or 0..255 integers)."""
+    flat = a.reshape(len(a), -1)
+    if flat.shape[1] != int(np.prod(shape)):
+        raise DataError(f"{where}: rows of {flat.shape[1]} values cannot be {'x'.join(map(str, shape))} images "
+                        f"({int(np.prod(shape))} values); fix --image-shape")
+    return np.ascontiguousarray(to_unit_images(flat, where).reshape(len(flat), *shape))
+
+
+def flat_image_hint(a: np.ndarray) -> list[str]:
+    """A hint when (N, D) rows look like flattened grayscale images: D a perfect square, values in [0, 1]."""
+    flat = a.reshape(len(a), -1)
+    side = int(round(np.sqrt(flat.shape[1])))
+    if side < 4 or side * side != flat.shape[1] or flat.dtype.kind not in "fiub" or not np.isfinite(flat).all():
+        return []
+    if float(flat.min()) < 0 or float(flat.max()) > 1:
+        return []
+    return [f"{flat.shape[1]} columns in [0, 1]: --image-shape {side}x{side} would read each row as a "
+            f"{side}x{side} image (BCE loss, image views)"]
+
+
 def labels_from_values(values: np.ndarray, where: str, names: list[str] | None = None
                        ) -> tuple[np.ndarray, list[str]]:
     """Labels of any kind -> (int64 y, label_names). Small non-negative integers keep their value."""
@@ -234,8 +270,9 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
 
 # ----------------------------------------------------------------------------- interpreting
 
-def dataset_from_array(a: np.ndarray, where: str) -> tuple[np.ndarray, str, dict]:
-    """(x, modality, normalisation) for an array of any supported rank (see module docstring)."""
+def dataset_from_array(a: np.ndarray, where: str, image_shape: tuple | None = None) -> tuple[np.ndarray, str, dict]:
+    """(x, modality, normalisation) for an array of any supported rank (see module docstring);
+    image_shape (C, H, W) reads (N, D) rows as images instead of a table."""
     _check_kind(a.dtype, where, allow_strings=False)
     if a.ndim == 0 or a.ndim > 4:
         raise DataError(f"{where}: an array with {a.ndim} dimensions (shape {a.shape}) is not supported; "
@@ -248,8 +285,13 @@ def dataset_from_array(a: np.ndarray, where: str) -> tuple[np.ndarray, str, dict
         a = a.reshape(len(a), -1)
         if a.dtype.kind == "f":
             check_finite(a, where, ("sample", "column"))
+        if image_shape is not None:
+            return rows_as_images(a, image_shape, where), "image", {}
         x, norm = standardise(a, [f"x{i}" for i in range(a.shape[1])], where)   # in float64, then float32
         return x, "tabular", norm
+    if image_shape is not None:
+        raise DataError(f"{where}: holds {a.ndim}-D samples already (shape {a.shape}); --image-shape applies to "
+                        f"flat (N, D) rows only, so leave it empty")
     if a.ndim == 3:
         is_image = a.dtype in (np.uint8, np.bool_)
         if not is_image:
@@ -266,13 +308,14 @@ def dataset_from_array(a: np.ndarray, where: str) -> tuple[np.ndarray, str, dict
     return np.ascontiguousarray(to_unit_images(a, where)), "image", {}
 
 
-def load_npy(path: Path) -> Dataset:
+def load_npy(path: Path, image_shape: tuple | None = None) -> Dataset:
     a = read_npy(path)
-    x, modality, norm = dataset_from_array(a, path.name)
-    return Dataset(name=path.name, spec=str(path), x=x, modality=modality, normalisation=norm)
+    x, modality, norm = dataset_from_array(a, path.name, image_shape)
+    return Dataset(name=path.name, spec=str(path), x=x, modality=modality, normalisation=norm,
+                   hints=flat_image_hint(a) if modality == "tabular" else [])
 
 
-def load_npz(path: Path) -> Dataset:
+def load_npz(path: Path, image_shape: tuple | None = None) -> Dataset:
     name = path.name
     arrays = read_npz(path)
     if "x" in arrays:
@@ -283,7 +326,8 @@ def load_npz(path: Path) -> Dataset:
             raise DataError(f"{name}: no array named x (found {', '.join(sorted(arrays)) or 'none'}); "
                             f"save the samples as x, e.g. numpy.savez(file, x=data, y=labels)")
         key = numeric[0]
-    x, modality, norm = dataset_from_array(arrays[key], f"{name}[{key}]")
+    x, modality, norm = dataset_from_array(arrays[key], f"{name}[{key}]", image_shape)
+    hints = flat_image_hint(arrays[key]) if modality == "tabular" else []
     n = len(x)
 
     y = label_names = None
@@ -315,5 +359,5 @@ def load_npz(path: Path) -> Dataset:
         else:
             factor_names = [f"factor{i}" for i in range(factors.shape[1])]
     return Dataset(name=name, spec=str(path), x=x, modality=modality, y=y, label_names=label_names,
-                   factors=factors, factor_names=factor_names, normalisation=norm)
+                   factors=factors, factor_names=factor_names, normalisation=norm, hints=hints)
 

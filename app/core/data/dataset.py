@@ -28,6 +28,7 @@ class Dataset:
     normalisation: dict = field(default_factory=dict)  # e.g. {"mean": [...], "std": [...]} for tabular
     skipped: list[str] = field(default_factory=list)   # files the loader skipped, with the reason
     options: dict = field(default_factory=dict)        # loader options needed to reload (image_size, ...)
+    hints: list[str] = field(default_factory=list)     # advice for the summary, e.g. "--image-shape 28x28 would ..."
 
     def __post_init__(self) -> None:
         if self.x.dtype != np.float32:
@@ -72,7 +73,7 @@ class Dataset:
             name=self.name, spec=self.spec, x=self.x[idx], modality=self.modality,
             y=None if self.y is None else self.y[idx], label_names=self.label_names,
             factors=None if self.factors is None else self.factors[idx], factor_names=self.factor_names,
-            normalisation=self.normalisation, skipped=self.skipped, options=self.options,
+            normalisation=self.normalisation, skipped=self.skipped, options=self.options, hints=self.hints,
         )
 
     def summary(self) -> str:
@@ -83,4 +84,4 @@ class Dataset:
             parts.append(f"factors: {', '.join(self.factor_names or [])}")
         if self.skipped:
             parts.append(f"{len(self.skipped)} files skipped")
-        return "; ".join(parts)
+        return "; ".join(parts + self.hints)

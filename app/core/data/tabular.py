@@ -9,8 +9,11 @@ Reading rules:
 - Refused with the line (as an editor counts it) and column named: rows with a different number of
   fields than the header, missing values (empty, NA, N/A, NaN, null, None, ?), text in a feature
   column, infinite values. Nothing is ever imputed or dropped silently.
-- Each feature column is standardised over all rows ((v - mean) / std, std 0 -> 1); the statistics
-  are kept in `normalisation` = {"mean": [...], "std": [...], "columns": [...]}.
+- Each feature column is standardised ((v - mean) / std, std 0 -> 1); the statistics are kept in
+  `normalisation` = {"mean": [...], "std": [...], "columns": [...]}. The loader uses every row;
+  training refits them on the training split alone (app/core/data/splits.py) and model.json keeps those.
+- With DataConfig.image_shape (e.g. 28x28) the rows are images instead: values in [0, 1] (or 0..255
+  integers), not standardised. Without it, rows that look like flattened images get a hint.
 - The label column (DataConfig.label_column) may hold text or numbers; its distinct values, sorted
   (numerically when all are numbers), become label_names and y indexes them.
 """
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.core.data.arrays import ensure_memory, standardise
+from app.core.data.arrays import ensure_memory, flat_image_hint, rows_as_images, standardise
 from app.core.data.dataset import Dataset
 from app.core.errors import DataError
 
@@ -75,7 +78,8 @@ def _sep_name(sep: str) -> str:
     return {"\t": "tab"}.get(sep, repr(sep))
 
 
-def load_csv(path: Path, label_column: str = "") -> Dataset:
+def load_csv(path: Path, label_column: str = "", image_shape: tuple | None = None) -> Dataset:
+    """A CSV as a standardised table, or, with image_shape (C, H, W), its rows as images in [0, 1]."""
     name = path.name
     size = path.stat().st_size
     if size == 0:
@@ -136,13 +140,19 @@ def load_csv(path: Path, label_column: str = "") -> Dataset:
         raise DataError(f"{name}: {int(bad.sum()):,} infinite values (first at line {data_lines[r]}, column "
                         f"'{_show(header[feature_index[c]])}'); remove or replace them")
     feature_names = [header[j] for j in feature_index]
-    x, normalisation = standardise(x, feature_names, name)
+    hints: list[str] = []
+    if image_shape is not None:
+        x, normalisation, modality = rows_as_images(x, image_shape, name), {}, "image"
+    else:
+        hints = flat_image_hint(x)
+        x, normalisation = standardise(x, feature_names, name)
+        modality = "tabular"
 
     y = label_names = None
     if label_index is not None:
         y, label_names = _labels(name, header[label_index], [row[label_index] for row in data], data_lines)
-    return Dataset(name=name, spec=str(path), x=x, modality="tabular", y=y, label_names=label_names,
-                   normalisation=normalisation)
+    return Dataset(name=name, spec=str(path), x=x, modality=modality, y=y, label_names=label_names,
+                   normalisation=normalisation, hints=hints)
 
 
 def _numeric_column(name: str, column: str, values: list[str], lines: list[int], sep: str) -> np.ndarray:
