@@ -105,7 +105,7 @@ class EncodedData:
     codes: np.ndarray          # (N, K) deterministic codes
     logvar: np.ndarray | None  # (N, K) for VAE kinds
     errors: np.ndarray         # (N,) squared reconstruction error in data space
-    neg_elbo: np.ndarray | None  # (N,) for VAE kinds, z at the mean
+    neg_elbo: np.ndarray | None  # (N,) for VAE kinds, with sampled z (Autoencoder.negative_elbo)
 
 
 @torch.no_grad()

@@ -79,3 +79,27 @@ def test_compare_detection_reports_model_and_pca_side_by_side():
     assert out["anomaly_auc"] == pytest.approx(1.0) and out["anomaly_auc_neg_elbo"] == pytest.approx(0.0)
     assert out["pca_anomaly_auc"] == pytest.approx(1.0)
     assert out["pca_anomaly_average_precision"] == pytest.approx(1.0)
+
+
+def test_negative_elbo_score_is_a_sampled_elbo_not_the_value_at_the_mean():
+    import torch
+
+    from app.core.config import ModelConfig
+    from app.core.models import build_model
+    from app.core.models.base import ELBO_SAMPLES, gaussian_kl, reconstruction_loss
+    from app.core.session import encode_all
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="vae", latent_dim=3, hidden=(16,)), (1, 8, 8), "image", "bce").eval()
+    x = torch.rand(40, 1, 8, 8)
+    scores = encode_all(model, x.numpy()).neg_elbo
+    assert np.array_equal(scores, encode_all(model, x.numpy()).neg_elbo)           # seeded: repeats exactly
+    with torch.no_grad():
+        mu, logvar = model._encode(x)
+        generator = torch.Generator().manual_seed(0)
+        rec = sum(reconstruction_loss(model.decode_logits(mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape,
+                  generator=generator)), x, "bce") for _ in range(ELBO_SAMPLES)) / ELBO_SAMPLES
+        expected = (rec + gaussian_kl(mu, logvar).sum(1)).numpy()
+        at_mean = (reconstruction_loss(model.decode_logits(mu), x, "bce") + gaussian_kl(mu, logvar).sum(1)).numpy()
+    assert np.allclose(scores, expected, rtol=1e-5)
+    assert not np.allclose(scores, at_mean, rtol=1e-3)

@@ -1,7 +1,7 @@
 """Anomaly detection by reconstruction: samples the model reconstructs badly are unusual.
 
 Scores are per sample: the summed squared reconstruction error (every kind) or the negative ELBO
-(VAE kinds, z at the mean). A threshold, by value or by percentile, flags the high scores. With
+(VAE kinds; a proper Monte Carlo estimate with sampled z, Autoencoder.negative_elbo). A threshold, by value or by percentile, flags the high scores. With
 labels, some classes can be declared anomalous and the score evaluated with ROC AUC and average
 precision against the same score from PCA (the reconstruction error of a PCA with as many
 components as the latent size) and from IsolationForest (Liu et al. 2008), the classic baseline.

@@ -18,6 +18,9 @@ from torch.nn import functional as F
 
 from app.core.config import ModelConfig, TrainConfig
 
+# Monte Carlo draws of z per input for the negative-ELBO anomaly score (An & Cho 2015 use L samples).
+ELBO_SAMPLES = 4
+
 
 class NonFiniteLoss(ArithmeticError):
     """Raised by a training step, before any weight changes, when its loss is NaN or infinite."""
@@ -127,7 +130,7 @@ class Autoencoder(nn.Module):
 
     def per_sample_scores(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-sample (B,) reconstruction error (squared error in data space) and, for VAE kinds,
-        the negative ELBO with z at the mean. Used by anomaly detection."""
+        the negative ELBO estimated with sampled z (negative_elbo). Used by anomaly detection."""
         return self.scores_from(x, *self._encode(x))
 
     def scores_from(self, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor | None) -> dict[str, torch.Tensor]:
@@ -136,8 +139,21 @@ class Autoencoder(nn.Module):
         data_space = torch.sigmoid(recon) if self.loss_kind == "bce" else recon
         scores = {"squared_error": (data_space - x).pow(2).flatten(1).sum(1)}
         if logvar is not None:
-            scores["neg_elbo"] = reconstruction_loss(recon, x, self.loss_kind) + gaussian_kl(mu, logvar).sum(1)
+            scores["neg_elbo"] = self.negative_elbo(x, mu, logvar)
         return scores
+
+    def negative_elbo(self, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                      samples: int = ELBO_SAMPLES) -> torch.Tensor:
+        """(B,) negative ELBO (Kingma & Welling 2014, eq. 10): -log p(x | z) averaged over `samples`
+        draws z = mu + sigma * eps, plus the analytic KL(q(z|x) || N(0, I)). The draws come from a
+        generator seeded 0 for every call, so the same batch always gets the same score."""
+        generator = torch.Generator(device="cpu").manual_seed(0)
+        std = torch.exp(0.5 * logvar)
+        rec = torch.zeros(len(x), device=x.device, dtype=mu.dtype)
+        for _ in range(samples):
+            eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
+            rec = rec + reconstruction_loss(self.decode_logits(mu + std * eps), x, self.loss_kind)
+        return rec / samples + gaussian_kl(mu, logvar).sum(1)
 
     def make_optimizers(self, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
         return [make_optimizer(self.parameters(), cfg)]
