@@ -103,3 +103,27 @@ def test_negative_elbo_score_is_a_sampled_elbo_not_the_value_at_the_mean():
         at_mean = (reconstruction_loss(model.decode_logits(mu), x, "bce") + gaussian_kl(mu, logvar).sum(1)).numpy()
     assert np.allclose(scores, expected, rtol=1e-5)
     assert not np.allclose(scores, at_mean, rtol=1e-3)
+
+
+def test_isolation_forest_scores_outliers_higher_and_repeats():
+    from app.core.analysis.anomaly import isolation_forest_scores
+
+    rng = np.random.default_rng(0)
+    train = rng.standard_normal((300, 4))
+    x = np.concatenate([rng.standard_normal((50, 4)), rng.standard_normal((10, 4)) + 6.0])
+    scores = isolation_forest_scores(train, x, seed=0)
+    assert scores.shape == (60,) and np.array_equal(scores, isolation_forest_scores(train, x, seed=0))
+    assert detection_metrics(scores, np.arange(60) >= 50)["auc"] > 0.99
+
+
+def test_tabular_anomaly_tip_only_for_tables_with_other_settings():
+    from app.core.analysis.anomaly import TABULAR_ANOMALY_MODEL, anomaly_recommendation
+    from app.core.config import ModelConfig, TrainConfig
+
+    def run(modality, **model):
+        return SimpleNamespace(meta={"modality": modality}, model_cfg=ModelConfig(**model),
+                               train_cfg=TrainConfig(batch_size=32))
+
+    assert "--hidden 64,32 --dropout 0.2 --batch-size 32" in anomaly_recommendation(run("tabular", kind="vae"))
+    assert anomaly_recommendation(run("tabular", **TABULAR_ANOMALY_MODEL)) is None
+    assert anomaly_recommendation(run("image", kind="vae")) is None

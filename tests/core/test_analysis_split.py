@@ -118,3 +118,19 @@ def test_normal_classes_parse_ranges_names_and_refuse_bad_input(tmp_path):
     with pytest.raises(DataError, match="no labels"):
         prepare_training(DataConfig(spec=str(tmp_path / "unlabelled.npz"), normal_classes="0"), ModelConfig(kind="ae"),
                          TrainConfig(epochs=1, batch_size=8))
+
+
+def test_export_says_which_split_it_wrote_and_tips_tabular_anomaly_defaults(tmp_path):
+    from app.core.evaluation import export_run
+
+    _csv(tmp_path / "t.csv", 120, np.random.default_rng(1))
+    run_dir, _ = train_and_save(tmp_path / "tab", DataConfig(spec=str(tmp_path / "t.csv"), label_column="label"),
+                                batch_size=32)
+    notes: list = []
+    export_run(str(run_dir), scores=str(tmp_path / "s.csv"), notes=notes)
+    assert notes[0] == "scored 120 samples (all split of t.csv)"
+    assert "--hidden 64,32 --dropout 0.2 --batch-size 32" in notes[1]
+    assert len((tmp_path / "s.csv").read_text().splitlines()) == 121
+    held_out: list = []
+    export_run(str(run_dir), scores=str(tmp_path / "v.csv"), split="validation", notes=held_out)
+    assert held_out[0] == "scored 24 samples (validation split of t.csv)"
