@@ -253,7 +253,12 @@ def test_anomaly_evaluation_against_pca(qtbot, view, state, digits):
     expected = compare_detection({"reconstruction": state.encoded.errors, "neg_elbo": state.encoded.neg_elbo},
                                  pca_scores, digits.y == 9)
     table = tab.detection_table
-    assert table.rowCount() == 3 and "PCA" in table.verticalHeaderItem(2).text()
+    assert table.rowCount() == 4 and "PCA" in table.verticalHeaderItem(2).text()
+    assert "IsolationForest" in table.verticalHeaderItem(3).text()
+    from app.core.analysis.api import detection_metrics, isolation_forest_scores
+    forest = detection_metrics(isolation_forest_scores(digits.x[train_idx], digits.x, seed=0), digits.y == 9)
+    assert table.item(3, 0).text() == fmt(forest["auc"], 3)
+    assert "Warning: the model was trained on 9 too" in tab.detection_note.text()   # it saw every class
     assert table.item(0, 0).text() == fmt(expected["anomaly_auc"], 3)
     assert table.item(1, 1).text() == fmt(expected["anomaly_average_precision_neg_elbo"], 3)
     assert table.item(2, 0).text() == fmt(expected["pca_anomaly_auc"], 3)
@@ -408,3 +413,57 @@ def test_cancel_stops_the_computation_not_only_its_result(qtbot, view, monkeypat
         tab.cancel_button.click()
     qtbot.waitUntil(stopped.is_set, timeout=TIMEOUT)
     assert tab.result is None and "Cancelled" in tab.status.text() and not tab.cancel_button.isVisibleTo(tab)
+
+
+def _rows_visible(table) -> bool:
+    last = table.rowCount() - 1
+    return table.rowViewportPosition(last) + table.rowHeight(last) <= table.viewport().height()
+
+
+def _bottom_tick_texts(plot) -> list[str]:
+    from PySide6.QtGui import QImage, QPainter
+
+    axis = plot.getAxis("bottom")
+    image = QImage(max(int(axis.width()), 1), max(int(axis.height()), 1), QImage.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        specs = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [text for _, _, text in specs[2]] if specs else []
+
+
+def test_tables_show_every_row_and_activity_keeps_z0(qtbot, shapes):
+    """Issue 15 item 7: per-factor and per-dimension tables show all rows; the histogram keeps its
+    height after Evaluate and the ROC table shows every row; the Activity plot labels z0."""
+    model = trained_model(shapes.x, latent_dim=6, steps=20)
+    state = explorer(shapes, model)
+    view = AnalysisView(state)
+    qtbot.addWidget(view)
+    view.resize(1100, 420)
+    view.show()
+    tab = view.disentanglement_tab
+    view.setCurrentWidget(tab)
+    compute(qtbot, tab)
+    assert tab.factor_table.rowCount() == len(shapes.factor_names) and _rows_visible(tab.factor_table)
+    assert tab.dimension_table.rowCount() == 6 and _rows_visible(tab.dimension_table)
+    assert "z0" in _bottom_tick_texts(tab.var_plot) and "z5" in _bottom_tick_texts(tab.var_plot)
+
+
+def test_anomaly_histogram_keeps_its_height_after_evaluate(qtbot, view, state):
+    view.resize(1100, 520)
+    view.show()
+    tab = view.anomaly_tab
+    view.setCurrentWidget(tab)
+    tab.classes_edit.setText("9")
+    compute(qtbot, tab, tab.evaluate_button)
+    qtbot.waitUntil(lambda: tab.plot_widget.height() >= 150, timeout=5_000)
+    assert _rows_visible(tab.detection_table) and tab.detection_table.rowCount() == 4
+
+
+def test_retrain_on_normal_classes_asks_for_the_others(qtbot, view, state):
+    tab = view.anomaly_tab
+    tab.classes_edit.setText("8,9")
+    with qtbot.waitSignal(tab.retrainRequested) as asked:
+        tab.retrain_button.click()
+    assert asked.args == ["0,1,2,3,4,5,6,7"]

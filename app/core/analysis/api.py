@@ -21,8 +21,9 @@ import numpy as np
 
 # What the window's tabs show besides the analyses below comes from here too (one import surface
 # for app/gui; tests/core/test_analysis_api.py checks app/gui imports no other analysis module).
-from app.core.analysis.anomaly import (anomaly_mask, anomaly_scores, compare_detection, parse_classes,  # noqa: F401
-                                       score_histogram, threshold_scores, top_k)
+from app.core.analysis.anomaly import (anomaly_mask, anomaly_scores, compare_detection, detection_metrics,  # noqa: F401
+                                       isolation_forest_scores, parse_classes, score_histogram, seen_in_training,
+                                       threshold_scores, top_k)
 from app.core.analysis.compare_runs import COLUMNS as RUN_COLUMNS, compare_runs  # noqa: F401
 from app.core.analysis.disentanglement import MAX_SAMPLES as MAX_FACTOR_SAMPLES, DisentanglementReport  # noqa: F401
 from app.core.analysis.probes import MAX_TRAIN as MAX_PROBE_SAMPLES  # noqa: F401
@@ -57,23 +58,28 @@ def check_stop(should_stop: StopCheck) -> None:
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Split:
-    """The training split: seeded shuffle, a fraction held out (Dataset.split)."""
+    """The training split: seeded shuffle, a fraction held out (Dataset.split), and the normal
+    classes training kept when it was told to (app/core/data/splits.py)."""
     val_fraction: float = 0.2
     seed: int = 0
+    normal_classes: str = ""
 
     @classmethod
     def of(cls, cfg: DataConfig | None) -> "Split":
         """The split of a DataConfig; DataConfig's defaults (what a default training used) for None."""
         cfg = cfg or DataConfig()
-        return cls(float(cfg.val_fraction), int(cfg.split_seed))
+        return cls(float(cfg.val_fraction), int(cfg.split_seed), str(cfg.normal_classes or ""))
 
     def indices(self, data: Dataset) -> tuple[np.ndarray, np.ndarray]:
         """(train_idx, val_idx) as training split the data; a model trained on everything
         (fraction 0) is measured on the usual fifth, as compare_with_pca does."""
-        train_idx, val_idx = data.split(self.val_fraction, self.seed)
-        if len(val_idx) == 0 or len(train_idx) == 0:
-            train_idx, val_idx = heldout_split(data, 0.0, self.seed)
-        return train_idx, val_idx
+        from app.core.data.splits import training_split
+
+        fraction = self.val_fraction
+        if len(data.split(fraction, self.seed)[1]) == 0 or fraction == 0:
+            heldout_split(data, 0.0, self.seed)     # says so when the data is too small to hold any out
+            fraction = 0.2
+        return training_split(data, fraction, self.seed, self.normal_classes)
 
     def describe(self, n_scored: int) -> str:
         """Which split was scored, for the results' captions and reports."""
@@ -250,7 +256,15 @@ def anomaly_detection(subject: Subject, sample_idx: np.ndarray, encoded, classes
         scores["neg_elbo"] = np.asarray(encoded.neg_elbo, np.float64)
     out = compare_detection(scores, pca_scores, is_anomaly)
     out.update(n=int(len(sample_idx)), n_anomalies=int(is_anomaly.sum()), k_pca=int(pca.n_components_))
+    check_stop(should_stop)
+    # IsolationForest (Liu et al. 2008) on the raw inputs: the usual non-reconstruction baseline.
+    forest = detection_metrics(isolation_forest_scores(data.x[train_idx], data.x[sample_idx], seed=subject.split.seed),
+                               is_anomaly)
+    out.update(iforest_anomaly_auc=forest["auc"], iforest_anomaly_average_precision=forest["average_precision"])
+    # The anomaly classes the model trained on: detecting them then measures little.
+    out["seen_in_training"] = seen_in_training(None, classes, train_data=data, train_idx=train_idx)
     return out
+
 
 
 def scores_csv(scores: np.ndarray, labels: np.ndarray | None, threshold: float,

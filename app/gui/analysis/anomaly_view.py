@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGroupBox, QHBoxLayout, QHeaderView,
                                QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSpinBox, QSplitter,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGroupBox, QHBoxLayout
 from app.core.analysis.api import (anomaly_detection, anomaly_scores, parse_classes, score_histogram, scores_csv,
                                    threshold_scores, top_k)
 from app.core.errors import LatentExplorerError
-from app.gui.analysis.common import AnalysisTab, fmt, plain_numbers, plot_export_buttons
+from app.gui.analysis.common import AnalysisTab, fit_table_height, fmt, plain_numbers, plot_export_buttons
 from app.gui.export import ask_save_path, export_text
 from app.gui.image_grid import ImageGrid, cell_at
 from app.gui.reconstruction_view import sample_name
@@ -30,9 +30,12 @@ HIST_BRUSH = pg.mkBrush(31, 119, 180, 90)
 THRESHOLD_PEN = pg.mkPen((214, 39, 40), width=2)
 GALLERY_COLUMNS = 8
 DEFAULT_PERCENTILE = 95.0
+HISTOGRAM_MIN_HEIGHT = 160
+WARNING_STYLE = "color: #8a5a00;"
 
 
 class AnomalyView(AnalysisTab):
+    retrainRequested = Signal(str)   # the normal classes ("0,1,2"): train a model on those only
     no_model_text = "Train or load a model to score every sample by how badly it is reconstructed."
     needs_encoding = True
     compute_text = "Redraw"
@@ -122,11 +125,14 @@ class AnomalyView(AnalysisTab):
         self.evaluate_button.setToolTip("ROC AUC and average precision of the model's scores and of PCA's "
                                         "reconstruction error at finding these classes (runs in the background)")
         self.evaluate_button.clicked.connect(self.evaluate)
+        self.retrain_button = QPushButton("Retrain on normal classes only")
+        self.retrain_button.setToolTip("Train a new model with the training form's settings on every class but "
+                                       "these (the validation split keeps all of them), then evaluate it here")
+        self.retrain_button.clicked.connect(self.request_retrain)
         self.detection_table = QTableWidget(0, 2)
         self.detection_table.setHorizontalHeaderLabels(["ROC AUC", "Average precision"])
         self.detection_table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.detection_table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
-        self.detection_table.setMaximumHeight(120)
         self.detection_note = QLabel()
         self.detection_note.setWordWrap(True)
         self.classes_hint = QLabel()
@@ -135,6 +141,7 @@ class AnomalyView(AnalysisTab):
         eval_row.addWidget(QLabel("Anomalous classes:"))
         eval_row.addWidget(self.classes_edit, 1)
         eval_row.addWidget(self.evaluate_button)
+        eval_row.addWidget(self.retrain_button)
         eval_layout = QVBoxLayout(self.eval_group)
         eval_layout.addWidget(self.classes_hint)
         eval_layout.addLayout(eval_row)
@@ -146,8 +153,9 @@ class AnomalyView(AnalysisTab):
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addLayout(hist_bar)
+        self.plot_widget.setMinimumHeight(HISTOGRAM_MIN_HEIGHT)   # the evaluation below never squeezes it
         left_layout.addWidget(self.plot_widget, 1)
-        left_layout.addWidget(self.eval_group)
+        left_layout.addWidget(self.eval_group, 0)
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
@@ -328,11 +336,14 @@ class AnomalyView(AnalysisTab):
         values = [int(v) for v in np.unique(data.y)]
         names = [data.label_names[v] if data.label_names and v < len(data.label_names) else str(v) for v in values]
         shown = ", ".join(names[:20]) + (" …" if len(names) > 20 else "")
+        normal = self.subject().split.normal_classes if self.state.snapshot is not None else ""
+        trained = (f"The model here was trained on the normal classes {normal!r} only (the usual protocol)."
+                   if normal else "The model here was trained on every class, anomalies included; "
+                   f"{self.retrain_button.text()!r} trains one on the other classes only (the usual protocol).")
         self.classes_hint.setText(
             f"Treat some classes as anomalies and measure how well each score finds them (classes: {shown}). "
-            "Scored on the explored samples, like `evaluate --anomaly-classes`. The model here was trained on "
-            "every class, anomalies included; training only on the normal classes (the usual protocol, the "
-            "engine's normal_only_split) needs a model trained without them, which this tab does not do.")
+            f"Scored on all explored samples (training split included), like `evaluate --split all "
+            f"--anomaly-classes`. {trained}")
 
     def evaluate(self) -> None:
         data, encoded, snapshot = self.state.data, self.state.encoded, self.state.snapshot
@@ -358,6 +369,9 @@ class AnomalyView(AnalysisTab):
                               "anomaly_average_precision_neg_elbo"))
         detectors.append((f"PCA (k = {result['k_pca']}): reconstruction error", "pca_anomaly_auc",
                           "pca_anomaly_average_precision"))
+        if "iforest_anomaly_auc" in result:
+            detectors.append(("IsolationForest on the inputs", "iforest_anomaly_auc",
+                              "iforest_anomaly_average_precision"))
         self.detection_table.setRowCount(len(detectors))
         self.detection_table.setVerticalHeaderLabels([d[0] for d in detectors])
         for row, (_, auc_key, ap_key) in enumerate(detectors):
@@ -365,6 +379,7 @@ class AnomalyView(AnalysisTab):
                 item = QTableWidgetItem(fmt(result.get(key), 3))
                 item.setTextAlignment(Qt.AlignCenter)
                 self.detection_table.setItem(row, col, item)
+        fit_table_height(self.detection_table)
         self.detection_table.setVisible(True)
         names = [data.label_names[c] if data is not None and data.label_names and c < len(data.label_names)
                  else str(c) for c in self._classes]
@@ -373,6 +388,28 @@ class AnomalyView(AnalysisTab):
                 f"Chance level: AUC 0.5, average precision {chance:.3f}.")
         if result.get("anomaly_auc") is None:
             note += " The metrics need both anomalous and normal samples among the explored ones."
+        seen = result.get("seen_in_training") or []
+        if seen:
+            note += (f" Warning: the model was trained on {', '.join(seen)} too, so it learned to reconstruct "
+                     f"them; press {self.retrain_button.text()!r} for a fair test.")
+        self.detection_note.setStyleSheet(WARNING_STYLE if seen else "")
         self.detection_note.setText(note)
         self.set_note("")
         self.computed.emit()
+
+    def request_retrain(self) -> None:
+        """Ask the window to train on every class but the anomalous ones (DataConfig.normal_classes)."""
+        data = self.state.data
+        if data is None or data.y is None:
+            return
+        try:
+            anomalous = parse_classes(self.classes_edit.text(), data)
+        except LatentExplorerError as exc:
+            self.show_error(str(exc))
+            return
+        normal = [int(v) for v in np.unique(data.y) if int(v) not in anomalous]
+        if not normal:
+            self.show_error("Every class is marked anomalous: leave at least one normal class to train on.")
+            return
+        self.set_note(f"Training on the normal classes {','.join(map(str, normal))} only…")
+        self.retrainRequested.emit(",".join(map(str, normal)))

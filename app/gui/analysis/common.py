@@ -36,6 +36,18 @@ def fmt(value, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
+def fit_table_height(table) -> None:
+    """Make a table exactly as tall as its header and every row, so a layout can never squeeze it
+    to one visible row (the tab's scroll area takes the overflow instead)."""
+    table.resizeRowsToContents()
+    header = table.horizontalHeader()     # sizes, not isVisible(): the table may not be shown yet
+    height = 0 if header.isHidden() else max(header.height(), header.sizeHint().height())
+    height += sum(table.rowHeight(r) for r in range(table.rowCount())) + 2 * table.frameWidth()
+    if table.horizontalScrollBar().isVisible():
+        height += table.horizontalScrollBar().height()
+    table.setFixedHeight(max(height, 24))
+
+
 def big_label(text: str = "", scale: float = 1.8) -> QLabel:
     """A headline number."""
     label = QLabel(text)

@@ -13,13 +13,13 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter,
-                               QTableWidget,
+from PySide6.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QPushButton, QScrollArea,
+                               QSplitter, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.core.analysis.api import MAX_FACTOR_SAMPLES, DisentanglementReport, dimensions, disentanglement
 from app.core.latent import ACTIVE_THRESHOLD, DimensionStats
-from app.gui.analysis.common import AnalysisTab, big_label, fmt, plain_numbers, plot_export_buttons
+from app.gui.analysis.common import AnalysisTab, big_label, fit_table_height, fmt, plain_numbers, plot_export_buttons
 from app.gui.export import ask_save_path, export_text
 from app.gui.state import ExplorerState
 
@@ -127,13 +127,19 @@ class DisentanglementView(AnalysisTab):
         right_layout.addWidget(self.metrics_note)
         right_layout.addLayout(metrics)
         right_layout.addWidget(QLabel("Per factor"))
-        right_layout.addWidget(self.factor_table, 1)
+        right_layout.addWidget(self.factor_table)
         right_layout.addWidget(QLabel("Per dimension"))
-        right_layout.addWidget(self.dimension_table, 1)
+        right_layout.addWidget(self.dimension_table)
         right_layout.addWidget(self.export_button, 0, Qt.AlignRight)
+        right_layout.addStretch(1)
+        # The tables are as tall as all their rows; a short dock scrolls instead of squeezing them.
+        right_scroll = QScrollArea()
+        right_scroll.setWidgetResizable(True)
+        right_scroll.setFrameShape(QScrollArea.NoFrame)
+        right_scroll.setWidget(right)
         splitter = QSplitter(Qt.Horizontal)
         splitter.addWidget(left)
-        splitter.addWidget(right)
+        splitter.addWidget(right_scroll)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 1)
         self.body_layout.addWidget(splitter)
@@ -166,6 +172,7 @@ class DisentanglementView(AnalysisTab):
             label.setText("–")
         self.dci_detail.setText("")
         self.factor_table.setRowCount(0)
+        fit_table_height(self.factor_table)
 
     def _on_model_changed(self) -> None:
         self.refresh()   # the new encoding follows shortly and redraws the bars
@@ -208,7 +215,10 @@ class DisentanglementView(AnalysisTab):
         self.var_plot.getAxis("bottom").setTicks(ticks)
         self.kl_plot.getAxis("bottom").setTicks(ticks)
         for plot in (self.kl_plot, self.var_plot):
-            plot.enableAutoRange()
+            plot.enableAutoRange(axis="y")
+            # A full bar of margin each side: pyqtgraph drops a tick label that would reach past the
+            # axis end, which took "z0" away with the default padding.
+            plot.setXRange(-1.0, k, padding=0)
         n_active = int(stats.active.sum())
         self.active_label.setText(f"Active units: {n_active} of {k}")
 
@@ -226,6 +236,7 @@ class DisentanglementView(AnalysisTab):
                      ("–" if labels is None else (best or "none")), fmt(score, 3))
             for col, text in enumerate(cells):
                 self.dimension_table.setItem(i, col, _item(text))
+        fit_table_height(self.dimension_table)
 
     # --- metrics ------------------------------------------------------------------------------
     def compute(self) -> None:
@@ -255,6 +266,7 @@ class DisentanglementView(AnalysisTab):
                 value = row[key]
                 text = value if isinstance(value, str) else (f"z{value}" if key == "best_dim" else fmt(value, 3))
                 self.factor_table.setItem(r, c, _item(text))
+        fit_table_height(self.factor_table)
         self._draw_dimension_table()
         self.state.factor_per_dim = list(summary["factor_per_dim"])
         self.metrics_note.setText(f"Factors: {', '.join(report.factor_names)}; measured on the mean codes of "
