@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "epoch, KL annealing and random state) up to --epochs in total")
     train.add_argument("--init-from", metavar="RUN_DIR", help="warm-start: copy this run's encoder (and the decoder "
                        "tensors whose shapes match) into the new model and list the tensors taken")
+    from app.core.presets import PRESETS
+    train.add_argument("--preset", choices=tuple(PRESETS), help="start from a named setting (app/core/presets.py); "
+                       "flags given as well win: " + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()))
     add_config_flags(train, DataConfig, "data")
     add_config_flags(train, ModelConfig, "model")
     add_config_flags(train, TrainConfig, "training")
@@ -203,8 +206,8 @@ def _prepare_train(args):
         from app.core.resume import prepare_resume
         given = [_flag(f.name) for cls in (DataConfig, ModelConfig, TrainConfig) for f in dataclasses.fields(cls)
                  if getattr(args, f"{cls.__name__}.{f.name}", None) is not None and f.name not in ("epochs", "device")]
-        if given or args.init_from:
-            raise ConfigError(f"--resume continues with the run's own settings; drop {', '.join(given) or '--init-from'} "
+        if given or args.init_from or args.preset:
+            raise ConfigError(f"--resume continues with the run's own settings; drop {', '.join(given) or ('--preset' if args.preset else '--init-from')} "
                               f"(only --epochs and --device may be given) or start a new run with --init-from")
         epochs = getattr(args, "TrainConfig.epochs", None)
         if epochs is None:
@@ -218,7 +221,14 @@ def _prepare_train(args):
     data_cfg = config_from_args(args, DataConfig)
     model_cfg = config_from_args(args, ModelConfig)
     train_cfg = config_from_args(args, TrainConfig)
-    prepared = prepare_training(data_cfg, model_cfg, train_cfg)
+    if args.preset:
+        from app.core.presets import apply_preset
+        given = {cls.__name__: {f.name for f in dataclasses.fields(cls)
+                                if getattr(args, f"{cls.__name__}.{f.name}", None) is not None}
+                 for cls in (DataConfig, ModelConfig, TrainConfig)}
+        data_cfg, model_cfg, train_cfg = apply_preset(args.preset, data_cfg, model_cfg, train_cfg, given)
+        print(f"preset {args.preset} (flags given win over it)", file=sys.stderr)
+    session = prepare_training(data_cfg, model_cfg, train_cfg, out=args.out)
     if args.init_from:
         from app.core.resume import warm_start
         print(warm_start(prepared.model, args.init_from).summary(), file=sys.stderr)
