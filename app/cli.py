@@ -228,7 +228,7 @@ def _prepare_train(args):
                  for cls in (DataConfig, ModelConfig, TrainConfig)}
         data_cfg, model_cfg, train_cfg = apply_preset(args.preset, data_cfg, model_cfg, train_cfg, given)
         print(f"preset {args.preset} (flags given win over it)", file=sys.stderr)
-    session = prepare_training(data_cfg, model_cfg, train_cfg, out=args.out)
+    prepared = prepare_training(data_cfg, model_cfg, train_cfg)
     if args.init_from:
         from app.core.resume import warm_start
         print(warm_start(prepared.model, args.init_from).summary(), file=sys.stderr)
