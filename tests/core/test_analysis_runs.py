@@ -62,6 +62,7 @@ def test_compare_runs_table(runs, tmp_path):
     assert digits["train_loss"] > 0 and digits["val_loss"] > 0 and digits["epochs"] == 1
     assert digits["pca_reconstruction_error"] > 0 and 0 <= digits["linear_probe_accuracy"] <= 1
     assert digits["mig"] is None
+    assert digits["active_units"] is None and shapes["active_units"] is not None   # VAE kinds only
     assert shapes["kind"] == "vae" and shapes["beta"] == 4.0
     assert 0 <= shapes["mig"] <= 1 and shapes["dci_disentanglement"] is not None
     assert "error" in missing and missing["kind"] is None

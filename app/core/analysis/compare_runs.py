@@ -60,10 +60,12 @@ def run_row(run, data, with_dci: bool = True, with_probes: bool = True) -> dict:
     row["pca_reconstruction_error"] = float(pca_errors(pca, data.x[val_idx]).mean())
     from app.core.latent import dimension_stats
     stats = dimension_stats(encoded.codes, encoded.logvar)
-    row["active_units"] = int(stats.active.sum())
+    # Active units count a VAE's informative posteriors; on deterministic codes they depend on the scale.
+    row["active_units"] = int(stats.active.sum()) if encoded.logvar is not None else None
     row["kl_total"] = None if stats.kl is None else float(stats.kl.sum())
     if data.factors is not None:
-        result = disentanglement_report(encoded.codes, data.factors, data.factor_names, encoded.logvar,
+        logvar = None if encoded.logvar is None else encoded.logvar[val_idx]   # scored on the held-out split
+        result = disentanglement_report(encoded.codes[val_idx], data.factors[val_idx], data.factor_names, logvar,
                                         with_dci=with_dci, with_sap=True)
         summary = result.to_dict()
         row.update(mig=summary["mig"], dci_disentanglement=summary.get("dci_disentanglement"), sap=summary.get("sap"),
