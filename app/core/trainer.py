@@ -162,6 +162,7 @@ class Trainer:
         self.skipped_steps = 0
         self._train_x = train_x
         self._val_x = val_x
+        model.note_training_size(len(train_x))   # beta-TCVAE's estimator needs the data set size
         # Resume (app/core/resume.py): the state to continue from, and the state after the last
         # finished epoch, which training_state() hands to checkpoint.save_run.
         self.resume_state = None

@@ -471,7 +471,7 @@ class MainWindow(QMainWindow):
                                if self._record is not None and self._record.unsaved else ""))
         self._data_cfg = cfg
         self.state.set_data(data, seed=cfg.split_seed)
-        self.training_panel.set_data_shape(tuple(data.sample_shape))
+        self.training_panel.set_data_shape(tuple(data.sample_shape), data.spec)
         self._update_actions()
         if fits:
             self.encode_explored()
@@ -592,7 +592,7 @@ class MainWindow(QMainWindow):
             self._data_cfg = run.data_cfg
             self.state.set_data(data, seed=run.data_cfg.split_seed)
             self.state.data_cfg = run.data_cfg
-            self.training_panel.set_data_shape(tuple(data.sample_shape))
+            self.training_panel.set_data_shape(tuple(data.sample_shape), data.spec)
         generation = self.state.next_generation()
         epochs = len(run.history) or int((run.meta.get("metrics") or {}).get("epoch") or 0)
         self.state.set_snapshot(ModelSnapshot.of(run.model, generation, epochs, run.modality))

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPu
 from app.core.config import VARIATIONAL_KINDS, DataConfig, ModelConfig, TrainConfig
 from app.gui.config_form import ConfigForm
 
-MLP_KINDS = ("ae", "sparse", "denoising", "contractive", "vae", "aae")
+MLP_KINDS = ("ae", "sparse", "denoising", "contractive", "vae", "beta-tcvae", "aae")
 CONV_KINDS = ("conv-ae", "conv-vae")
 
 # Which model kinds each kind-specific field applies to; fields not listed apply to every kind.
@@ -25,6 +25,8 @@ MODEL_FIELD_KINDS = {
     "hidden": MLP_KINDS,
     "activation": MLP_KINDS + CONV_KINDS,
     "beta": VARIATIONAL_KINDS,
+    "mi_weight": ("beta-tcvae",),
+    "dim_kl_weight": ("beta-tcvae",),
     "noise": ("denoising",),
     "noise_level": ("denoising",),
     "sparsity": ("sparse",),
@@ -61,6 +63,7 @@ class TrainingPanel(QWidget):
         self.train_form = ConfigForm(TrainConfig)
         self.data_form = ConfigForm(DataConfig, DATA_FIELDS)
         self._data_shape: tuple | None = None
+        self._data_spec = ""   # the loaded data's spec: a built-in name has recommended settings
         self._state = "idle"   # idle | running | paused
         self._error: str | None = None
         self._epoch_seconds: list[float] = []
@@ -98,6 +101,15 @@ class TrainingPanel(QWidget):
         self.warning_label = QLabel()
         self.warning_label.setWordWrap(True)
         self.warning_label.setStyleSheet("color: #8a5a00;")
+        # Recommended settings for the (built-in data, kind) pair (app/core/presets.py, issue 15).
+        self.recommend_label = QLabel()
+        self.recommend_label.setWordWrap(True)
+        self.recommend_button = QPushButton("Use recommended")
+        self.recommend_button.setToolTip("Set the fields listed here to the recommended values; others stay")
+        self.recommend_button.clicked.connect(self.apply_recommended)
+        recommend_row = QHBoxLayout()
+        recommend_row.addWidget(self.recommend_label, 1)
+        recommend_row.addWidget(self.recommend_button)
 
         self.train_button = QPushButton("Train")
         self.train_button.setToolTip("Train a new model with these settings on the loaded data (Ctrl+T)")
@@ -129,6 +141,7 @@ class TrainingPanel(QWidget):
         layout.addWidget(scroll, 1)
         layout.addWidget(self.error_label)
         layout.addWidget(self.warning_label)
+        layout.addLayout(recommend_row)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.progress_label)
@@ -148,10 +161,37 @@ class TrainingPanel(QWidget):
         if train_cfg is not None:
             self.train_form.set_values(train_cfg)
 
-    def set_data_shape(self, shape: tuple | None) -> None:
-        """The loaded data's sample shape: Train needs data, and warnings depend on it."""
+    def set_data_shape(self, shape: tuple | None, spec: str = "") -> None:
+        """The loaded data's sample shape (Train needs data, warnings depend on it) and spec
+        (built-in names have recommended settings)."""
         self._data_shape = shape
+        self._data_spec = spec
         self._settings_changed()
+
+    def recommended_differences(self) -> list:
+        """What the recommended setting for the loaded data and the chosen kind would change."""
+        from app.core.presets import differences
+        if self._error is not None or not self._data_spec:
+            return []
+        data_cfg, model_cfg, train_cfg = self.configs()
+        return differences(DataConfig(spec=self._data_spec), model_cfg, train_cfg)
+
+    def apply_recommended(self) -> None:
+        from app.core.presets import apply_preset, recommended
+        data_cfg, model_cfg, train_cfg = self.configs()
+        preset = recommended(self._data_spec, model_cfg.kind)
+        if preset is not None:
+            _, model_cfg, train_cfg = apply_preset(preset, data_cfg, model_cfg, train_cfg)
+            self.set_configs(None, model_cfg, train_cfg)
+            self._settings_changed()
+
+    def _show_recommendation(self) -> None:
+        from app.core.presets import summary
+        diffs = self.recommended_differences()
+        kind = self.model_form.value("kind")
+        self.recommend_label.setText(f"Recommended for {self._data_spec} + {kind}: {summary(diffs)}" if diffs else "")
+        self.recommend_label.setVisible(bool(diffs))
+        self.recommend_button.setVisible(bool(diffs))
 
     def error(self) -> str | None:
         for form in (self.model_form, self.train_form, self.data_form):
@@ -182,6 +222,7 @@ class TrainingPanel(QWidget):
             warnings = model_warnings(self.model_form.values(), self._data_shape)
         self.warning_label.setText("\n".join(f"Note: {w}" for w in warnings))
         self.warning_label.setVisible(bool(warnings))
+        self._show_recommendation()
         self._update_buttons()
 
     # --- run state ---------------------------------------------------------------------------
