@@ -101,7 +101,9 @@ class DataPanel(QWidget):
         layout.addWidget(self.summary)
         layout.addWidget(self.skipped)
         layout.addStretch(1)
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        # Preferred, not Maximum: the wrapped summary needs more than its one-line size hint, and a
+        # Maximum policy capped the dock there and cut the last row (default_layout.py sizes the dock).
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
 
         state.dataChanged.connect(self.refresh)
 

@@ -29,6 +29,7 @@ MAP_OVERHEAD_PX = 190       # projection dock height beyond a map's plot: dock t
 TOP_MIN_SHARE, TOP_MAX_SHARE = 0.52, 0.64   # the tabbed views' share of the right column's height
 SPLIT_HANDLES_PX = 12       # dock separators and frames across the right column
 PREVIEW_WIDTH = 190         # the projection view's hovered-sample preview, right of the maps
+DATA_MIN_HEIGHT = 200       # the data panel with a loaded data set's summary (digits: 7 rows)
 MAPS_SHOWN = 3              # PCA, UMAP, t-SNE (the raw latent plane only for a 2-D code)
 
 
@@ -71,6 +72,15 @@ def settings_width(docks: DefaultDocks, window_width: int) -> int:
     return int(min(max(wanted + 8, SETTINGS_MIN_WIDTH), window_width * SETTINGS_MAX_SHARE))
 
 
+def _height_at(widget, width: int) -> int:
+    """The height a widget wants at this width: wrapped labels (the data summary) need more than
+    their one-line size hint says."""
+    layout = widget.layout()
+    if layout is not None and layout.hasHeightForWidth():
+        return max(layout.totalHeightForWidth(width), widget.sizeHint().height())
+    return widget.sizeHint().height()
+
+
 def top_height(right_width: int, right_height: int) -> int:
     """Tall enough for square maps across the width, within the shares above."""
     map_side = (right_width - PREVIEW_WIDTH - SPLIT_HANDLES_PX) // MAPS_SHOWN
@@ -90,7 +100,8 @@ def _apply_sizes(window: QMainWindow, docks: DefaultDocks) -> None:
     for dock in docks.raised:
         dock.raise_()
     width = settings_width(docks, window.width())
-    data_height = docks.data.widget().sizeHint().height() + 24   # its few lines, uncut; the form takes the rest
+    # Its few lines, uncut (the summary arrives after this runs: room for ~7 rows); the form takes the rest.
+    data_height = max(_height_at(docks.data.widget(), width), DATA_MIN_HEIGHT) + 28
     window.resizeDocks([docks.data, docks.training], [data_height, max(window.height() - data_height, 200)],
                        Qt.Orientation.Vertical)
     window.resizeDocks([docks.data], [width], Qt.Orientation.Horizontal)

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QStackedWidget, QVBoxLayout, QWidget
 
@@ -100,6 +100,10 @@ class ImageGrid(QWidget):
         # Labels that would run into each other at this zoom are left out (greedily, from the middle).
         self.plot.vb.sigResized.connect(self._fit_labels)
         self.plot.vb.sigRangeChanged.connect(self._fit_labels)
+        # The plot takes the mosaic's shape, centred, so the row labels sit right beside the cells
+        # instead of across the blank margin an aspect-locked view leaves.
+        self.graphics.ci.layout.setAlignment(self.plot, Qt.AlignmentFlag.AlignCenter)
+        self.graphics.installEventFilter(self)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.message)
         self.stack.addWidget(self.graphics)
@@ -142,6 +146,7 @@ class ImageGrid(QWidget):
         self.row_labels, self.col_labels = list(row_labels or []), list(col_labels or [])
         self._set_ticks("left", row_labels, cell_centres(rows, h, self.pad))
         self._set_ticks("bottom", col_labels, cell_centres(cols, w, self.pad))
+        self._fit_shape()
         self._fit_labels()
 
     def show_display(self, display: np.ndarray) -> None:
@@ -170,6 +175,7 @@ class ImageGrid(QWidget):
             resized = True
         if resized:
             self.plot.autoRange(padding=0.0)
+            self._fit_shape()
         self._set_exportable(True)
 
     def _set_ticks(self, axis_name: str, labels: list[str] | None, positions) -> None:
@@ -186,6 +192,32 @@ class ImageGrid(QWidget):
             metrics = QFontMetrics(axis.style.get("tickFont") or self.font())
             axis.setWidth(max(metrics.horizontalAdvance(label) for label in labels) + 12)
         self.plot.showAxis(axis_name, True)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
+        if watched is self.graphics and event.type() == QEvent.Type.Resize:
+            self._fit_shape()
+        return False
+
+    def _fit_shape(self) -> None:
+        """Limit the plot to the size at which the mosaic fills its view box, for the space there is."""
+        if self._mosaic is None:
+            return
+        mosaic_h, mosaic_w = self._mosaic.shape[:2]
+        left = self.plot.getAxis("left")
+        bottom = self.plot.getAxis("bottom")
+        # Axes plus the layout's and the plot's own margins (pyqtgraph: a few pixels each side).
+        extra_w = (left.width() if left.isVisible() else 0) + 20
+        extra_h = (bottom.height() if bottom.isVisible() else 0) + 24
+        room_w, room_h = self.graphics.width() - extra_w, self.graphics.height() - extra_h
+        if room_w <= 0 or room_h <= 0:
+            return
+        scale = min(room_w / mosaic_w, room_h / mosaic_h)
+        width, height = mosaic_w * scale + extra_w, mosaic_h * scale + extra_h
+        self.plot.setMaximumSize(width, height)
+        # Centred in the space: the grid layout puts a narrower column at the left.
+        side = max((self.graphics.width() - width) / 2, 0)
+        top = max((self.graphics.height() - height) / 2, 0)
+        self.graphics.ci.setContentsMargins(side, top, side, top)
 
     def _fit_labels(self, *_args) -> None:
         """Show only labels that keep a gap to their neighbours at the current pixel scale."""
