@@ -271,7 +271,8 @@ def trial_rows(study) -> list[dict]:
         row = {"trial": t.number, "state": state, "value": t.value, "seconds": seconds,
                "epochs": len(t.intermediate_values)}
         row.update(t.params)
-        row.update(message=t.user_attrs.get("message", ""), run_dir=t.user_attrs.get("run_dir", ""))
+        row.update(message=t.user_attrs.get("message", ""), run_dir=t.user_attrs.get("run_dir", ""),
+                   started=None if t.datetime_start is None else t.datetime_start.isoformat(timespec="seconds"))
         rows.append(row)
     return rows
 
@@ -318,9 +319,10 @@ def format_rows(rows: list[dict], objective: str) -> str:
     """A plain-text table for the terminal."""
     if not rows:
         return "no trials"
-    settings = [k for k in rows[0] if k not in ("trial", "state", "value", "seconds", "epochs", "message", "run_dir")]
+    not_settings = ("trial", "state", "value", "seconds", "epochs", "message", "run_dir", "started")
+    settings = [k for k in rows[0] if k not in not_settings]
     for row in rows[1:]:
-        settings += [k for k in row if k not in settings and k not in rows[0]]
+        settings += [k for k in row if k not in settings and k not in not_settings]
     header = ["trial", "state", objective, "seconds", "epochs", *settings]
     lines = [header]
     for r in rows:
@@ -364,12 +366,27 @@ def progress_from_rows(rows: list[dict], spec: SearchSpec) -> SearchProgress:
     running = states.count("running")
     remaining = max(0, spec.trials - len(counted))
     mean_s = sum(r["seconds"] for r in finished) / len(finished) if finished else None
-    elapsed = max((r["seconds"] or 0.0 for r in counted), default=0.0)
+    elapsed = _elapsed_since_first_start(counted)
     return SearchProgress(total=spec.trials, complete=states.count("complete"), pruned=states.count("pruned"),
                           failed=states.count("failed"), running=running,
                           best_value=None if best is None else best["value"],
                           best_trial=None if best is None else best["trial"], elapsed_s=elapsed,
                           eta_s=None if mean_s is None else mean_s * (remaining + running * 0.5) / max(spec.jobs, 1))
+
+
+def _elapsed_since_first_start(rows: list[dict]) -> float:
+    import datetime as _dt
+
+    """Wall time from the first trial's start to now, or to the last trial's end once none runs."""
+    timed = [(_dt.datetime.fromisoformat(r["started"]), r) for r in rows if r.get("started")]
+    if not timed:
+        return 0.0
+    first = min(start for start, _ in timed)
+    if any(r["state"] == "running" for _, r in timed):
+        end = _dt.datetime.now(first.tzinfo)
+    else:
+        end = max(start + _dt.timedelta(seconds=r["seconds"] or 0.0) for start, r in timed)
+    return max(0.0, (end - first).total_seconds())
 
 
 def best_row(rows: list[dict], direction: str) -> dict | None:

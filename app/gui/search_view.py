@@ -310,7 +310,8 @@ class SearchView(QWidget):
     def settings_columns(self) -> list[str]:
         names: list[str] = []
         for row in self.rows:
-            names += [k for k in row if k not in FIXED_COLUMNS and k not in ("message", "run_dir") and k not in names]
+            names += [k for k in row if k not in FIXED_COLUMNS and k not in ("message", "run_dir", "started")
+                      and k not in names]
         return names
 
     def _fill_table(self) -> None:
