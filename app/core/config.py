@@ -63,6 +63,9 @@ class DataConfig:
                                  "for anomaly detection; empty = all)", advanced=True)
     image_shape: str = option("", "Read flat (N, D) rows in [0, 1] as images: HxW or CxHxW, e.g. 28x28, 3x32x32 "
                               "(empty = a table)", advanced=True)
+    memory_map: str = option("auto", "Read .npy and raw IDX files memory-mapped and stream batches from disk: auto "
+                             "(when the data would fill a quarter of free memory), on, off", choices=("auto", "on", "off"),
+                             advanced=True)
 
 
 @dataclass

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from app.core.config import TrainConfig, validate
+from app.core.data.streaming import batch_source, eval_source
 from app.core.device import describe_device, is_out_of_memory, resolve_device
 from app.core.errors import ConfigError, TrainingError
 from app.core.models.base import Autoencoder, NonFiniteLoss, StepSettings
@@ -169,6 +170,9 @@ class Trainer:
         self._resumed_steps = 0
         self._epoch_end: tuple | None = None
         self._optimizers: list = []
+        # Distributed training (app/core/distributed.py sets these): (rank, world) and its context.
+        self.shard: tuple[int, int] | None = None
+        self.distributed = None
 
     # ------------------------------------------------------------------------------------------
     def run(self, control: TrainControl | None = None) -> Iterator[TrainEvent]:
@@ -176,8 +180,10 @@ class Trainer:
         cfg = self.cfg
         try:
             self.model.to(self.device)
-            train = torch.as_tensor(self._train_x, device=self.device)
-            val = None if self._val_x is None or len(self._val_x) == 0 else torch.as_tensor(self._val_x, device=self.device)
+            # In memory: the set moves to the device once; memory-mapped: batches stream from disk
+            # (app/core/data/streaming.py). shard splits each global batch between DDP ranks.
+            train = batch_source(self._train_x, self.device, cfg.batch_size, self.shard)
+            val = eval_source(self._val_x, self.device)
             optimizers = self.model.make_optimizers(cfg)
         except Exception as exc:  # noqa: BLE001 - turned into a readable message
             yield self._failed(exc, 0)
@@ -185,7 +191,7 @@ class Trainer:
         seed_everything(cfg.seed)
         shuffle = torch.Generator(device="cpu").manual_seed(cfg.seed)
         n = len(train)
-        steps_per_epoch = math.ceil(n / cfg.batch_size)
+        steps_per_epoch = train.steps_per_epoch
         best_val = math.inf
         best_state = None
         last_good_state = copy.deepcopy(self.model.state_dict())
@@ -206,7 +212,7 @@ class Trainer:
             t_epoch = time.perf_counter()
             sums: dict[str, torch.Tensor] = {}
             counted = 0
-            order = torch.randperm(n, generator=shuffle).to(self.device)
+            batches = train.epoch(torch.randperm(n, generator=shuffle))
             beta = base_beta
             for i in range(steps_per_epoch):
                 if control.paused:
@@ -218,7 +224,7 @@ class Trainer:
                 if control.stop_requested:
                     yield self._finish("cancelled", f"stopped by the user during epoch {epoch}", epoch - 1)
                     return
-                batch = train[order[i * cfg.batch_size:(i + 1) * cfg.batch_size]]
+                batch = next(batches)
                 beta = base_beta * kl_weight(cfg, epoch - 1 + i / steps_per_epoch)
                 settings = StepSettings(beta=beta, l1_weight=cfg.l1_weight, grad_clip=cfg.grad_clip)
                 try:
@@ -261,8 +267,12 @@ class Trainer:
                     f"values, or lower the learning rate", epoch - 1)
                 return
             seconds = time.perf_counter() - t_epoch
+            if self.distributed is not None:   # every rank's means, averaged (app/core/distributed.py)
+                sums, counted = self.distributed.reduce_sums(sums, counted)
             train_parts = {k: float(v) / max(counted, 1) for k, v in sums.items()}
             val_parts = self.evaluate(val, beta=base_beta) if val is not None else None
+            if self.distributed is not None:
+                val_parts = self.distributed.agree(val_parts)
             monitored = val_parts["total"] if val_parts is not None else train_parts.get("total", math.inf)
             if monitored < best_val:
                 best_val = monitored

@@ -125,7 +125,8 @@ def _load_path(spec: str, cfg: DataConfig) -> tuple[Dataset, dict]:
         from app.core.data.idx import is_images_name, load_idx
 
         if any(p.is_file() and is_images_name(p.name) for p in path.iterdir()):
-            return load_idx(path), options
+            from app.core.data.mmap import maybe_mapped_idx  # raw IDX larger than memory (issue 14)
+            return maybe_mapped_idx(path, cfg) or load_idx(path), options
         from app.core.data.images import load_image_folder
 
         return load_image_folder(path, cfg.image_size), {**options, "image_size": cfg.image_size}
@@ -139,8 +140,9 @@ def _load_path(spec: str, cfg: DataConfig) -> tuple[Dataset, dict]:
         return load_npz(path, image_shape), options
     if suffix == ".npy":
         from app.core.data.arrays import load_npy
+        from app.core.data.mmap import maybe_mapped_npy  # .npy larger than memory (issue 14)
 
-        return load_npy(path, image_shape), options
+        return maybe_mapped_npy(path, cfg, image_shape) or load_npy(path, image_shape), options
     if suffix in (".csv", ".tsv", ".txt"):
         from app.core.data.tabular import load_csv
 
@@ -148,7 +150,8 @@ def _load_path(spec: str, cfg: DataConfig) -> tuple[Dataset, dict]:
     from app.core.data.idx import is_idx_name, is_images_name, load_idx
 
     if is_images_name(name):
-        return load_idx(path), options
+        from app.core.data.mmap import maybe_mapped_idx  # raw IDX larger than memory (issue 14)
+        return maybe_mapped_idx(path, cfg) or load_idx(path), options
     if is_idx_name(name):
         raise DataError(f"{path.name}: an IDX labels file; give the images file or the folder holding both")
     if suffix in (".png", ".jpg", ".jpeg"):

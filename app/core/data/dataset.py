@@ -70,7 +70,8 @@ class Dataset:
 
     def subset(self, idx: np.ndarray) -> "Dataset":
         return Dataset(
-            name=self.name, spec=self.spec, x=self.x[idx], modality=self.modality,
+            name=self.name, spec=self.spec, modality=self.modality,
+            x=self.x.take_rows(idx) if hasattr(self.x, "take_rows") else self.x[idx],  # mmap: lazy
             y=None if self.y is None else self.y[idx], label_names=self.label_names,
             factors=None if self.factors is None else self.factors[idx], factor_names=self.factor_names,
             normalisation=self.normalisation, skipped=self.skipped, options=self.options, hints=self.hints,
