@@ -127,3 +127,16 @@ def test_tabular_anomaly_tip_only_for_tables_with_other_settings():
     assert "--hidden 64,32 --dropout 0.2 --batch-size 32" in anomaly_recommendation(run("tabular", kind="vae"))
     assert anomaly_recommendation(run("tabular", **TABULAR_ANOMALY_MODEL)) is None
     assert anomaly_recommendation(run("image", kind="vae")) is None
+
+
+def test_the_window_can_ask_whether_its_model_saw_the_anomaly_classes():
+    from app.core.analysis.anomaly import classes_seen_in_training, seen_classes_warning
+    from app.core.config import DataConfig
+    from app.core.data import load_dataset
+
+    data = load_dataset(DataConfig(spec="digits"))
+    assert classes_seen_in_training(data, DataConfig(spec="digits"), [9]) == ["9"]
+    normal = DataConfig(spec="digits", normal_classes="0-8")
+    assert classes_seen_in_training(data, normal, [9]) == []
+    record = SimpleNamespace(data_cfg=DataConfig(spec="digits"))
+    assert "--normal-classes" in seen_classes_warning(record, ["9"]) and seen_classes_warning(record, []) is None

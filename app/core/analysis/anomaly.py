@@ -155,15 +155,29 @@ def seen_in_training(run, classes: list[int], train_data: Dataset | None = None,
 
         train_data = training_data_for_run(run)
         train_idx, _ = split_for_run(run, train_data)
-    if train_data.y is None:
+    return _present(train_data, train_idx, classes)
+
+
+def classes_seen_in_training(data: Dataset, data_cfg, classes: list[int]) -> list[str]:
+    """The same for a model trained in the window on `data` with `data_cfg` (its split and normal
+    classes): names of the anomaly classes its training split held."""
+    from app.core.data.splits import split_for_config
+
+    train_idx, _ = split_for_config(data, data_cfg)
+    return _present(data, train_idx, classes)
+
+
+def _present(data: Dataset, idx: np.ndarray, classes: list[int]) -> list[str]:
+    if data.y is None:
         return []
-    present = set(int(v) for v in np.unique(train_data.y[train_idx]))
-    names = train_data.label_names or []
+    present = set(int(v) for v in np.unique(data.y[idx]))
+    names = data.label_names or []
     return [names[c] if c < len(names) else str(c) for c in classes if c in present]
 
 
 def seen_classes_warning(run, seen: list[str]) -> str | None:
-    """The line the CLI prints and the Anomalies tab shows when the model saw the anomalous classes."""
+    """The line the CLI prints and the Anomalies tab shows when the model saw the anomalous classes
+    (`run`: anything with a data_cfg, e.g. a loaded run or the window's model record)."""
     if not seen:
         return None
     normal = getattr(run.data_cfg, "normal_classes", "")
