@@ -18,7 +18,7 @@ The client has no threads. The window polls it from a QTimer::
 
 Events are small tuples:
     ("progress", job_id, fraction, text)
-    ("done", job_id, embedding (N, 2) float32, seconds)
+    ("done", job_id, embedding (N, 2) float32, seconds, trustworthiness or NaN)
     ("error", job_id, one-line message)
     ("cancelled", job_id)
 Every job gets exactly one of done / error / cancelled, and progress only before it.
@@ -74,7 +74,7 @@ CANCEL_GRACE_S = {"umap": 3.0, "tsne": 10.0, "pca": 10.0, "tsne-sklearn": 0.0}
 # Slots in the shared list of cancelled job ids (a ring: only recent cancels matter).
 _CANCEL_SLOTS = 64
 # The child's warm-up, in order; a job that arrives meanwhile runs before the next step.
-WARMUP_STEPS = ("import", "umap-exact", "umap-approximate")
+WARMUP_STEPS = ("import", "umap")
 _QT_PREFIXES = ("PySide6", "PyQt5", "PyQt6", "shiboken6", "pyqtgraph", "superqt", "qtpy")
 
 Event = tuple
@@ -113,9 +113,58 @@ def _configure_numba_cache() -> str:
     return str(folder)
 
 
+def _take_next_job(jobs: deque, umap_ready: bool) -> tuple:
+    """The waiting job to run now: fastest first, so no map waits behind a slower one. PCA takes
+    milliseconds; a compiled UMAP takes seconds, t-SNE tens of seconds; an uncompiled UMAP first
+    spends up to a minute compiling, so then t-SNE goes ahead of it. Ties keep submission order."""
+    rank = {"pca": 0, "umap": 1 if umap_ready else 3, "tsne": 2}
+    best = min(range(len(jobs)), key=lambda i: (rank.get(jobs[i][2], 2), i))
+    job = jobs[best]
+    del jobs[best]
+    return job
+
+
+def _quality(projections, codes: np.ndarray, embedding: np.ndarray, params: dict) -> float:
+    """Trustworthiness of a finished map, computed here in the child beside it: in the window's
+    process its ~0.2 s of scikit-learn held the GIL and stalled the event loop. NaN if it cannot
+    be computed (e.g. too few points); the map is still good."""
+    seed = params.get("seed")
+    try:
+        return projections.trustworthiness(codes, embedding, seed=0 if seed is None else int(seed))
+    except (ProjectionError, ValueError, MemoryError):
+        return float("nan")
+
+
+def _use_thread_lock_for_tqdm() -> None:
+    """Give tqdm (UMAP's epoch bar) a thread lock before it makes its default one, which includes
+    a multiprocessing RLock: a named semaphore registered with the parent's resource tracker.
+    A child ended by force (a hard cancel, closing while busy) never unregistered it, and every
+    exit of the app printed "resource_tracker: There appear to be 1 leaked semaphore objects"."""
+    import threading
+
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
+
+
+def _exit_now(*connections) -> None:
+    """End the child at once. A normal interpreter exit after UMAP and openTSNE spends 3-4 s in
+    C-level teardown (the idle app took 3.3-5.5 s to close); nothing here needs it: results were
+    sent, numba writes its cache when it compiles, the temporary files are the parent's, and no
+    semaphore is left to unlink (see _use_thread_lock_for_tqdm)."""
+    for conn in connections:
+        with contextlib.suppress(OSError):
+            conn.close()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
+
+
 def _worker_main(requests, results, cancelled) -> None:
     """The child's loop. ``requests``/``results`` are one-way pipe ends, ``cancelled`` a RawArray."""
     cache = _configure_numba_cache()
+    _use_thread_lock_for_tqdm()
     from app.core import projections  # after the cache is configured; imports nothing heavy
 
     parent = multiprocessing.parent_process()
@@ -155,7 +204,8 @@ def _worker_main(requests, results, cancelled) -> None:
             label = projections.LABELS.get(method, method)
             send(("error", job_id, f"{label} failed: {type(exc).__name__}: {exc}".splitlines()[0]))
         else:
-            send(("done", job_id, embedding, time.perf_counter() - start))
+            seconds = time.perf_counter() - start
+            send(("done", job_id, embedding, seconds, _quality(projections, codes, embedding, params)))
 
     def run_warmup_step(step: str) -> None:
         import warnings
@@ -164,21 +214,16 @@ def _worker_main(requests, results, cancelled) -> None:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                import umap
-
+                projections.import_umap()   # numba's disk cache on for its kernels, before any compile
                 if step == "import":  # the other methods' libraries too: a few seconds each
                     import openTSNE  # noqa: F401
                     import sklearn.decomposition  # noqa: F401
                 else:
-                    # 300 x 8 float32 like real codes, so numba compiles the same signatures:
-                    # below 4,096 points UMAP computes exact neighbours, above it pynndescent.
+                    # 300 x 8 float32 like real codes, through the very path a job takes (exact
+                    # neighbours, seeded serial layout), so numba compiles the same signatures,
+                    # or loads them from its cache after the first run on this machine.
                     data = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
-                    umap.UMAP(
-                        n_epochs=20,
-                        n_jobs=projections.default_n_jobs(),
-                        force_approximation_algorithm=step == "umap-approximate",
-                    ).fit(data)
-                    projections._umap_has_run = True
+                    projections.project(data, "umap", {"seed": 0})
         except Exception as exc:
             send(("warm", step, time.perf_counter() - start, f"{type(exc).__name__}: {exc}".splitlines()[0]))
         else:
@@ -194,21 +239,21 @@ def _worker_main(requests, results, cancelled) -> None:
                 try:
                     message = requests.recv()  # blocks only when idle
                 except (EOFError, OSError):
-                    return  # the parent closed or died
+                    _exit_now(requests, results)  # the parent closed or died
                 kind = message[0]
                 if kind == "stop":
-                    return
+                    _exit_now(requests, results)
                 if kind == "project":
                     jobs.append(message[1:])
                 elif kind == "warmup":
                     warm_steps.extend(step for step in WARMUP_STEPS if step not in warm_steps)
                 continue
             if jobs:
-                run_job(*jobs.popleft())
+                run_job(*_take_next_job(jobs, projections._umap_has_run))
             else:
                 run_warmup_step(warm_steps.popleft())
     except (BrokenPipeError, EOFError, KeyboardInterrupt):
-        return
+        _exit_now(requests, results)
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,7 +366,11 @@ class ProjectionService:
 
     @property
     def warm(self) -> bool:
-        """True once the current child finished its UMAP warm-up."""
+        """True once the current child finished its UMAP warm-up. Reads the child's messages first:
+        a warm-up that ended while nothing else polled must count (UMAP once queued behind t-SNE
+        because this said False long after the warm-up had finished)."""
+        if not set(WARMUP_STEPS) <= self._warm_steps_done:
+            self._drain()
         return set(WARMUP_STEPS) <= self._warm_steps_done
 
     @property

@@ -38,12 +38,15 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "min_dist": 0.1,  # UMAP: how tightly points may pack
     "perplexity": 30.0,  # t-SNE: effective number of neighbours
     "n_iter": 500,  # t-SNE: iterations after the 250 of early exaggeration
-    "seed": None,  # None: fastest (UMAP runs in parallel only without a seed)
-    "n_jobs": None,  # threads for UMAP/t-SNE; None = all cores but one (see default_n_jobs)
+    "seed": None,  # the window passes the run's seed: maps and trustworthiness repeat exactly
+    # (UMAP is serial with a seed, as umap-learn requires; None lets it use every thread)
+    "n_jobs": None,  # threads for UMAP/t-SNE; None = every core (see default_n_jobs)
 }
 
 # t-SNE's first phase (van der Maaten 2014; openTSNE's and scikit-learn's default).
 EARLY_EXAGGERATION_ITER = 250
+# From this many codes t-SNE uses FFT gradients, below it Barnes-Hut (faster on small sets).
+TSNE_FFT_MIN_POINTS = 5_000
 # Trustworthiness is O(N^2) in memory and time: estimate it on a seeded subsample.
 TRUSTWORTHINESS_MAX_POINTS = 2000
 
@@ -214,14 +217,61 @@ def _pca(codes: np.ndarray, p: dict, report: "_Reporter", stop: StopFn) -> np.nd
 
 
 _umap_has_run = False  # the first fit in a process compiles UMAP's numba kernels (~30 s)
+_CACHED_LIBRARIES = ("umap", "pynndescent")
+
+
+def import_umap():
+    """``import umap`` with numba's disk cache switched on for its kernels; returns the module.
+
+    umap-learn 0.5 declares nearly all of its ~120 numba functions (and pynndescent some 60 of
+    its ~240) without ``cache=True``, so every new process compiled them again: 40-65 s before
+    the first map even with a warm cache folder. numba's ``Dispatcher.enable_caching()`` is
+    public API and does for a dispatcher what ``cache=True`` does at its definition; it must run
+    before the first call compiles anything. A function wrapped by two dispatchers (umap's layout
+    epoch, serial and parallel) gets it for the serial one only, as both would share one cache
+    file; closures made at run time and functions numba refuses to cache ("dynamic globals":
+    pynndescent's NN-descent, which :func:`exact_neighbors` makes unnecessary) compile as before.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numba/umap import chatter
+        import umap
+    enable_numba_caching(_CACHED_LIBRARIES)
+    return umap
+
+
+def enable_numba_caching(packages) -> int:
+    """Turn on numba's disk cache for the module-level numba functions of ``packages`` that lack
+    it; returns how many were switched on (0 on later calls)."""
+    import sys
+
+    from numba.core.dispatcher import Dispatcher
+    from numba.core.caching import NullCache
+
+    by_function: dict[int, dict[int, Any]] = {}
+    for name, module in list(sys.modules.items()):
+        if module is None or name.split(".")[0] not in packages:
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, Dispatcher):
+                by_function.setdefault(id(value.py_func), {})[id(value)] = value
+    switched = 0
+    for dispatchers in by_function.values():
+        if any(not isinstance(d._cache, NullCache) for d in dispatchers.values()):
+            continue   # one of them caches already: a second would share (and clobber) its files
+        # One per function: the serial one, which seeded UMAP (what the window runs) uses.
+        dispatcher = min(dispatchers.values(), key=lambda d: bool(d.targetoptions.get("parallel")))
+        try:
+            dispatcher.enable_caching()
+        except Exception:  # noqa: BLE001 - numba cannot cache this one: it compiles as before
+            continue
+        switched += 1
+    return switched
 
 
 def _umap(codes: np.ndarray, p: dict, report: "_Reporter", stop: StopFn) -> np.ndarray:
     global _umap_has_run
     report(0.0, "loading UMAP", force=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # numba/umap import chatter
-        import umap
+    umap = import_umap()
     if stop():
         raise ProjectionCancelled()
 
@@ -238,7 +288,10 @@ def _umap(codes: np.ndarray, p: dict, report: "_Reporter", stop: StopFn) -> np.n
     # public API: point the bar at a stream we parse, which gives progress and a cancel point.
     epochs = _TqdmEpochStream(on_epoch)
     seed = p["seed"]
+    # One job: joblib refuses worker processes inside the projection process anyway.
+    precomputed = exact_neighbors(codes, p["n_neighbors"]) if n <= EXACT_KNN_MAX_POINTS else None
     reducer = umap.UMAP(
+        precomputed_knn=precomputed or (None, None, None),
         n_components=2,
         n_neighbors=p["n_neighbors"],
         min_dist=p["min_dist"],
@@ -262,6 +315,28 @@ def _umap(codes: np.ndarray, p: dict, report: "_Reporter", stop: StopFn) -> np.n
     if epochs.cancelled:  # raised inside tqdm but swallowed somewhere on the way out
         raise ProjectionCancelled()
     return embedding
+
+
+# Up to this many codes UMAP gets exact neighbours from scikit-learn instead of pynndescent:
+# under a second for 10,000 x 20 and no numba at all, where pynndescent's NN-descent cannot be
+# cached by numba ("uses dynamic globals": it takes the metric as a function argument) and cost
+# 40-80 s of compilation in every new process. Exact neighbours are also what UMAP itself uses
+# below 4,096 points.
+EXACT_KNN_MAX_POINTS = 60_000
+
+
+def exact_neighbors(codes: np.ndarray, n_neighbors: int, n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray, None]:
+    """UMAP's ``precomputed_knn``: (indices, distances) of each code's ``n_neighbors`` nearest
+    codes, Euclidean, the code itself first (as umap-learn requires), and no search index."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(int(n_neighbors), len(codes))
+    search = NearestNeighbors(n_neighbors=max(1, k - 1), n_jobs=n_jobs).fit(codes)
+    # Without a query, scikit-learn leaves each point out of its own list even among duplicates.
+    distances, indices = search.kneighbors() if k > 1 else (np.zeros((len(codes), 0)), np.zeros((len(codes), 0), int))
+    own = np.arange(len(codes))[:, None]
+    return (np.hstack([own, indices]).astype(np.int32),
+            np.hstack([np.zeros_like(own, dtype=np.float32), distances.astype(np.float32)]), None)
 
 
 class _TqdmEpochStream:
@@ -329,6 +404,9 @@ def _tsne_opentsne(codes: np.ndarray, p: dict, report: "_Reporter", stop: StopFn
         n_iter=p["n_iter"],
         early_exaggeration_iter=EARLY_EXAGGERATION_ITER,
         initialization="pca",
+        # FFT-interpolated gradients (Linderman et al. 2019): linear in N and parallel over
+        # n_jobs threads, but with a fixed grid cost: on 300 codes 11 s against Barnes-Hut's 0.6 s.
+        negative_gradient_method="fft" if len(codes) >= TSNE_FFT_MIN_POINTS else "bh",
         n_jobs=p["n_jobs"],
         random_state=p["seed"],
         callbacks=monitor,
@@ -405,18 +483,17 @@ def trustworthiness(
 
 
 def default_n_jobs() -> int:
-    """Threads for UMAP and t-SNE: every core this process may use but one.
+    """Threads for UMAP and t-SNE: every core this process may use (openTSNE's FFT gradients and
+    neighbour search scale with them; issue 12 asks for n_jobs = the CPU count).
 
-    The spare core is for the window and a training run. Measured on the 2-core development
-    machine while other work ran: openTSNE on 300 codes took 1.7 s with one thread and 15-33 s
-    with two, and on 10,000 codes 60-68 s against 78-92 s; threads that meet at a barrier every
-    iteration lose badly when they do not each get a core.
+    Small sets are the exception the projection view makes (TSNE_SINGLE_THREAD_BELOW there):
+    measured on a busy 2-core machine, openTSNE on 300 codes took 1.7 s with one thread and
+    15-33 s with two, because its threads meet at a barrier every iteration.
     """
     try:
-        cores = len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
+        return max(1, os.cpu_count() or 1)
 
 
 def _check_method(method: str) -> str:

@@ -29,7 +29,8 @@ class ProjectionJob:
 
 class ProjectionRunner(QObject):
     progressed = Signal(str, float, str)       # method, fraction in [0, 1], text
-    finished = Signal(object, object, float)   # ProjectionJob, embedding (N, 2) float64, seconds
+    finished = Signal(object, object, float, float)   # ProjectionJob, embedding (N, 2) float64, seconds,
+                                                      # trustworthiness (NaN if not computed)
     failed = Signal(str, str)                  # method, readable message
     cancelled = Signal(str)                    # method: the child stopped it on our request
 
@@ -146,7 +147,8 @@ class ProjectionRunner(QObject):
         del self._jobs[job_id]
         del self._current[job.method]
         if kind == "done":
-            self.finished.emit(job, np.asarray(event[2], dtype=np.float64), float(event[3]))
+            trust = float(event[4]) if len(event) > 4 else float("nan")
+            self.finished.emit(job, np.asarray(event[2], dtype=np.float64), float(event[3]), trust)
         elif kind == "error":
             self.failed.emit(job.method, str(event[2]))
         elif kind == "cancelled":

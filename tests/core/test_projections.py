@@ -275,11 +275,13 @@ def test_service_pca_done_event(service):
     job = service.submit(codes, "pca")
     events = wait_for(service, job, finished)
     assert events[0][0] == "progress" and events[0][2] == 0.0
-    kind, job_id, embedding, seconds = events[-1]
+    kind, job_id, embedding, seconds, trust = events[-1]
     assert (kind, job_id) == ("done", job)
     assert isinstance(embedding, np.ndarray) and embedding.shape == (300, 2) and embedding.dtype == np.float32
     assert isinstance(seconds, float) and seconds >= 0
     np.testing.assert_allclose(embedding, project(codes, "pca"), rtol=1e-4, atol=1e-4)
+    # trustworthiness comes with the map, computed in the child (never on the window's threads)
+    assert trust == pytest.approx(trustworthiness(codes, embedding), abs=1e-9)
     # The child loads no Qt (it does not even re-run the parent's __main__) and uses our cache.
     assert service.child_info["qt_modules"] == []
     assert service.child_info["numba_cache_dir"] == str(numba_cache_dir())
@@ -333,15 +335,29 @@ def test_service_cancel_uninterruptible_job_restarts_the_child(service):
     codes = np.random.default_rng(2).normal(size=(3000, 10)).astype(np.float32)
     old_pid = service.pid
     job = service.submit(codes, "tsne-sklearn", {"n_iter": 5000})
-    waiting = service.submit(clusters()[0], "pca")  # behind it: must survive the restart
+    # behind it (t-SNE ranks with t-SNE; a PCA would overtake it): must survive the restart
+    waiting = service.submit(clusters()[0], "tsne")
     wait_for(service, job, lambda e: e[0] == "progress", timeout=60)
     service.cancel(job)
     events = service.poll()
     assert ("cancelled", job) in events
     assert gone(old_pid)
     assert service.alive and service.pid != old_pid
-    done = wait_for(service, waiting, finished, timeout=60)[-1]
+    done = wait_for(service, waiting, finished, timeout=120)[-1]
     assert done[0] == "done" and done[2].shape == (300, 2)
+
+
+def test_service_runs_the_fastest_waiting_job_first():
+    from collections import deque
+
+    from app.core.projection_service import _take_next_job
+
+    def order(methods, umap_ready):
+        jobs = deque((i, "path", m, {}) for i, m in enumerate(methods))
+        return [_take_next_job(jobs, umap_ready)[2] for _ in methods]
+
+    assert order(["tsne", "umap", "pca"], umap_ready=True) == ["pca", "umap", "tsne"]
+    assert order(["umap", "tsne", "pca"], umap_ready=False) == ["pca", "tsne", "umap"]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
@@ -409,3 +425,50 @@ def test_service_umap_once():
         assert wait_for(service, job, finished, timeout=60)[-1] == ("cancelled", job)
         assert service.pid == pid
     assert gone(pid)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reproducible maps, exact neighbours, numba's cache (issue 11 / issue 12)
+# ----------------------------------------------------------------------------------------------
+
+
+def test_seeded_umap_and_tsne_repeat_exactly_with_their_trustworthiness():
+    codes, _ = clusters(n_per=70)
+    for method in ("umap", "tsne"):
+        first = project(codes, method, {"seed": 7})
+        second = project(codes, method, {"seed": 7})
+        np.testing.assert_array_equal(first, second)
+        assert trustworthiness(codes, first, seed=7) == trustworthiness(codes, second, seed=7)
+    other = project(codes, "tsne", {"seed": 8})
+    assert not np.array_equal(other, project(codes, "tsne", {"seed": 7}))
+
+
+def test_exact_neighbours_put_each_code_first_even_among_duplicates():
+    from sklearn.neighbors import NearestNeighbors
+
+    from app.core.projections import exact_neighbors
+
+    codes, _ = clusters(n_per=40)
+    codes[5] = codes[6]   # a duplicate pair: each must still list itself first
+    indices, distances, index = exact_neighbors(codes, 15)
+    assert index is None and indices.shape == distances.shape == (120, 15)
+    np.testing.assert_array_equal(indices[:, 0], np.arange(120))
+    assert (distances[:, 0] == 0).all() and (np.diff(distances, axis=1) >= -1e-6).all()
+    reference = NearestNeighbors(n_neighbors=15).fit(codes).kneighbors(codes)[0]
+    np.testing.assert_allclose(np.sort(distances, axis=1), reference, atol=1e-4)
+
+
+def test_numba_caching_is_switched_on_once_per_function():
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    from app.core.projections import enable_numba_caching, import_umap
+
+    import_umap()
+    assert enable_numba_caching(("umap", "pynndescent")) == 0   # import_umap did it already
+    from umap import layouts
+
+    serial = layouts._nb_optimize_layout_euclidean_single_epoch
+    parallel = layouts._nb_optimize_layout_euclidean_single_epoch_parallel
+    assert not isinstance(serial._cache, NullCache) and isinstance(parallel._cache, NullCache)
+    assert isinstance(layouts.clip, Dispatcher) and not isinstance(layouts.clip._cache, NullCache)
