@@ -10,7 +10,6 @@ encoding, a job that was replaced). Each panel fails alone: an error stays in it
 
 from __future__ import annotations
 
-from functools import partial
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -24,8 +23,9 @@ from app.gui.projection_csv import projection_csv
 from app.gui.projection_panel import ProjectionPanel
 from app.gui.projection_runner import ProjectionJob, ProjectionRunner
 from app.gui.sample_preview import SamplePreview
+from app.gui.scatter import default_marker_style
 from app.gui.state import ExplorerState
-from app.gui.workers import readable, run_job
+from app.gui.workers import readable
 
 METHODS = ("pca", "umap", "tsne")          # computed by the projection service
 LATENT = "latent"                           # the codes themselves, when K <= 2
@@ -192,20 +192,61 @@ class ProjectionView(QWidget):
         self.neighbors_spin.valueChanged.connect(lambda _: self._dirty_params.add("umap"))
         self.min_dist_spin.valueChanged.connect(lambda _: self._dirty_params.add("umap"))
         self.perplexity_spin.valueChanged.connect(lambda _: self._dirty_params.add("tsne"))
+        # Marker size and opacity: chosen from the point count until the user sets them
+        # (10,000 large opaque markers merge into solid masses).
+        self._marker_auto = True
+        self.marker_size_spin = QSpinBox()
+        self.marker_size_spin.setRange(1, 20)
+        self.marker_size_spin.setSuffix(" px")
+        self.marker_size_spin.setToolTip("Marker size in screen pixels (default chosen from the number of points)")
+        self.marker_opacity_spin = QDoubleSpinBox()
+        self.marker_opacity_spin.setRange(0.05, 1.0)
+        self.marker_opacity_spin.setSingleStep(0.05)
+        self.marker_opacity_spin.setDecimals(2)
+        self.marker_opacity_spin.setToolTip("Marker opacity: lower shows where points pile up "
+                                            "(default chosen from the number of points)")
+        size, opacity = default_marker_style(0)
+        self.marker_size_spin.setValue(size)
+        self.marker_opacity_spin.setValue(opacity)
+        self.marker_size_spin.valueChanged.connect(self._on_marker_edited)
+        self.marker_opacity_spin.valueChanged.connect(self._on_marker_edited)
         self.settings = QHBoxLayout()
         for text, spin in (("UMAP neighbours", self.neighbors_spin), ("min dist", self.min_dist_spin),
-                           ("t-SNE perplexity", self.perplexity_spin)):
+                           ("t-SNE perplexity", self.perplexity_spin), ("Marker", self.marker_size_spin),
+                           ("opacity", self.marker_opacity_spin)):
             self.settings.addWidget(QLabel(text))
             self.settings.addWidget(spin)
         self.settings.addStretch(1)
         self.color_summary = QLabel("")
         self.settings.addWidget(self.color_summary)
 
+    def _on_marker_edited(self, *_args) -> None:
+        self._marker_auto = False
+        self._apply_marker_style()
+
+    def _apply_marker_style(self) -> None:
+        if self._marker_auto:   # follow the number of points shown
+            n = 0 if self.state.encoded is None else len(self.state.encoded.codes)
+            size, opacity = default_marker_style(n)
+            for spin, value in ((self.marker_size_spin, size), (self.marker_opacity_spin, opacity)):
+                spin.blockSignals(True)
+                spin.setValue(value)
+                spin.blockSignals(False)
+        for panel in self.panels.values():
+            panel.scatter.set_marker_style(self.marker_size_spin.value(), self.marker_opacity_spin.value())
+
+    def projection_seed(self) -> int:
+        """The seed UMAP and t-SNE use: the run's own (TrainConfig.seed, kept by the state), so a
+        map and its trustworthiness repeat exactly for the same model; 0 when none is known."""
+        seed = getattr(self.state, "run_seed", None)
+        return int(seed) if isinstance(seed, (int, np.integer)) and seed >= 0 else 0
+
     def params(self, method: str) -> dict:
         if method == "umap":
-            return {"n_neighbors": int(self.neighbors_spin.value()), "min_dist": float(self.min_dist_spin.value())}
+            return {"n_neighbors": int(self.neighbors_spin.value()), "min_dist": float(self.min_dist_spin.value()),
+                    "seed": self.projection_seed()}
         if method == "tsne":
-            params = {"perplexity": float(self.perplexity_spin.value())}
+            params = {"perplexity": float(self.perplexity_spin.value()), "seed": self.projection_seed()}
             n = 0 if self.state.encoded is None else len(self.state.encoded.codes)
             if n < TSNE_SINGLE_THREAD_BELOW:
                 # Measured on a busy 2-core machine: openTSNE on 300 codes took 2-8 s with one
@@ -213,7 +254,7 @@ class ProjectionView(QWidget):
                 # thread pool's synchronisation dominates small problems when cores are contended).
                 params["n_jobs"] = 1
             return params
-        return {}
+        return {"seed": self.projection_seed()}
 
     # --- projections ---------------------------------------------------------------------------
     def recompute(self, methods=None) -> None:
@@ -255,7 +296,7 @@ class ProjectionView(QWidget):
     def _on_progressed(self, method: str, fraction: float, text: str) -> None:
         self.panels[method].set_running(fraction, text)
 
-    def _on_finished(self, job: ProjectionJob, embedding: np.ndarray, seconds: float) -> None:
+    def _on_finished(self, job: ProjectionJob, embedding: np.ndarray, seconds: float, trust: float) -> None:
         encoded = self.state.encoded
         if job.generation != self.state.generation or encoded is None or encoded.codes is not job.codes:
             self.panels[job.method].set_idle("Result dropped: the model changed while it was computed.")
@@ -268,7 +309,12 @@ class ProjectionView(QWidget):
         self._draw_panel(method)
         self.panels[method].show_result(seconds)
         self.projectionFinished.emit(method)
-        self._start_trustworthiness(job, embedding)
+        # Trustworthiness comes with the map, computed in the projection process (on a thread
+        # here its scikit-learn call held the GIL and stalled the window for ~0.2 s).
+        if np.isfinite(trust):
+            self._on_trustworthiness(method, embedding, trust)
+        else:
+            self._on_trustworthiness_failed(method, "too few points to score")
 
     def _on_failed(self, method: str, message: str) -> None:
         self.embeddings.pop(method, None)
@@ -277,14 +323,6 @@ class ProjectionView(QWidget):
 
     def _on_cancelled(self, method: str) -> None:
         self.panels[method].set_idle("Cancelled. Press Recompute to compute it again.", status="cancelled")
-
-    def _start_trustworthiness(self, job: ProjectionJob, embedding: np.ndarray) -> None:
-        from app.core.projections import trustworthiness
-
-        # Quadratic in the points (on a subsample): on a worker thread, never the GUI thread.
-        run_job(trustworthiness, job.codes, embedding,
-                on_done=partial(self._on_trustworthiness, job.method, embedding),
-                on_error=partial(self._on_trustworthiness_failed, job.method))
 
     def _on_trustworthiness(self, method: str, embedding: np.ndarray, value) -> None:
         if not self.runner.alive or self.embeddings.get(method) is not embedding:
@@ -338,6 +376,8 @@ class ProjectionView(QWidget):
                 self.panels[method].scatter.clear_points()
         self._show_placeholder(False)
         self._update_latent_panel()
+        if self._marker_auto:
+            self._apply_marker_style()
         self._recolour()
         automatic = self.auto_methods if self.auto_check.isChecked() else ()
         for method in METHODS:

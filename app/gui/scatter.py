@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPainterPath, QPen
+from PySide6.QtGui import QBrush, QColor, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem
 
 MODES = ("pan", "rect", "lasso")
@@ -80,6 +80,65 @@ class _PassiveScatter(pg.ScatterPlotItem):
 
     def mouseClickEvent(self, ev):
         ev.ignore()
+
+
+class _UniformScatter(_PassiveScatter):
+    """A scatter item whose points all share the item's one style (symbol, size, pen, brush set
+    through its options, never per point: FastScatter draws one item per colour group).
+
+    pyqtgraph's ``updateSpots`` builds a (symbol, size, pen, brush) tuple per point and looks
+    each up in the symbol atlas in Python: ~180 ms of a 70,000-point update. With one style the
+    answer is the same for every point, so it is looked up once and broadcast (tested against
+    pyqtgraph's own lookup in tests/gui/test_projection_view.py).
+    """
+
+    def updateSpots(self, dataSet=None):
+        if dataSet is None:
+            dataSet = self.data
+        if not (self.opts["pxMode"] and self.opts["useCache"]) or self.opts["hoverable"]:
+            return super().updateSpots(dataSet)
+        mask = dataSet["sourceRect"]["w"] == 0
+        if np.any(mask):
+            style = (self.opts["symbol"], self.opts["size"], self.opts["pen"], self.opts["brush"])
+            dataSet["sourceRect"][mask] = self.fragmentAtlas[[style]][0]
+            self._maybeRebuildAtlas()
+            self._updateMaxSpotSizes()
+            self.invalidate()
+        else:
+            self._updateMaxSpotSizes()
+
+    def _updateMaxSpotSizes(self, **kwargs):
+        # With the cache on pyqtgraph reads the atlas's width and ignores the points anyway.
+        if self.opts["pxMode"] and self.opts["useCache"]:
+            self._maxSpotWidth, self._maxSpotPxWidth = 0, self.fragmentAtlas.maxWidth
+            self.bounds = [None, None]
+            return
+        super()._updateMaxSpotSizes(**kwargs)
+
+
+def default_marker_style(n: int) -> tuple[int, float]:
+    """(size in pixels, opacity) that keeps ``n`` points readable: a few hundred points can be
+    large and opaque; 10,000 large opaque markers merge into solid masses (issue 15), so size
+    and opacity fall with the count and overlapping points show density instead."""
+    if n <= 1_000:
+        return 7, 1.0
+    if n <= 5_000:
+        return 5, 0.85
+    if n <= 20_000:
+        return 4, 0.6
+    if n <= 100_000:
+        return 3, 0.45
+    return 2, 0.35
+
+
+def dimmed(color: QColor, opacity: float) -> QColor:
+    """The look of an unselected point while a selection exists (Embedding Atlas's way): greyed
+    towards the background and faint, so the selected points keep their colour and stand out."""
+    grey = 0.8
+    c = QColor(int(color.red() * (1 - grey) + 225 * grey), int(color.green() * (1 - grey) + 225 * grey),
+               int(color.blue() * (1 - grey) + 225 * grey))
+    c.setAlphaF(max(0.08, min(1.0, opacity * 0.5)))
+    return c
 
 
 # --- the view box that turns drags into selections ------------------------------------------------
@@ -183,18 +242,17 @@ class FastScatter(pg.PlotWidget):
         self.mode = "pan"
         self.points = np.zeros((0, 2), dtype=np.float64)
         self._group_items: list[pg.ScatterPlotItem] = []
+        self._selected_items: list[pg.ScatterPlotItem] = []   # the selected points of each group, on top
+        self._groups = np.zeros(0, dtype=np.int64)
+        self._colors: list[QColor] = []
+        self._selection = np.zeros(0, dtype=np.int64)
+        self.marker_size, self.marker_opacity = POINT_SIZE, 1.0
         self._legend: pg.LegendItem | None = None
         self._legend_visible = True
         self._highlight = _PassiveScatter(size=14, pen=pg.mkPen((0, 0, 0), width=2), brush=None,
                                              pxMode=True, symbol="o")
         self._highlight.setZValue(20)
-        # A dark ring around each selected point: the point's own colour (its class) stays visible.
-        self._selected = _PassiveScatter(size=POINT_SIZE + 5, pen=pg.mkPen((15, 15, 15), width=1.5), brush=None,
-                                            pxMode=True, useCache=True)
-        self._selected.setZValue(10)
-        # Overlays never take part in auto-range: they always sit on existing points.
-        self.getPlotItem().addItem(self._selected, ignoreBounds=True)
-        self.getPlotItem().addItem(self._highlight, ignoreBounds=True)
+        self.getPlotItem().addItem(self._highlight, ignoreBounds=True)   # never part of auto-range
         self.setMouseTracking(True)
         self._pending_hover: QPointF | None = None
         self._hover_timer = QTimer(self)
@@ -216,21 +274,27 @@ class FastScatter(pg.PlotWidget):
             groups = np.zeros(len(xy), dtype=np.int64)
             colors = colors[:1] if colors else [QColor(70, 110, 170)]
         groups = np.clip(np.asarray(groups, dtype=np.int64), 0, len(colors) - 1)
+        self._groups, self._colors = groups, list(colors)
         order = np.argsort(groups, kind="stable")
         bounds = np.searchsorted(groups[order], np.arange(len(colors) + 1))
         plot = self.getPlotItem()
-        for g, color in enumerate(colors):
+        for g in range(len(colors)):
             members = order[bounds[g]:bounds[g + 1]]
-            item = _PassiveScatter(x=xy[members, 0], y=xy[members, 1], size=POINT_SIZE, pen=None,
-                                      brush=pg.mkBrush(color), pxMode=True, useCache=True, symbol="o")
+            item = _UniformScatter(x=xy[members, 0], y=xy[members, 1], size=self.marker_size, pen=None,
+                                   brush=self._brush(g), pxMode=True, useCache=True, symbol="o")
             plot.addItem(item)
             self._group_items.append(item)
+            overlay = _UniformScatter(size=self.marker_size + 1, pen=None, brush=self._brush(g, selected=True),
+                                      pxMode=True, useCache=True, symbol="o")
+            overlay.setZValue(10)
+            plot.addItem(overlay, ignoreBounds=True)   # overlays sit on existing points
+            self._selected_items.append(overlay)
         if legend:
             self._legend = pg.LegendItem(offset=(-5, 5), labelTextSize="8pt", labelTextColor=(30, 30, 30), colCount=2 if len(legend) > 8 else 1,
                                          brush=pg.mkBrush(255, 255, 255, 200), pen=pg.mkPen(180, 180, 180))
             self._legend.setParentItem(plot.getViewBox())
             for g, text in legend:
-                self._legend.addItem(self._group_items[g], text)
+                self._legend.addItem(self._selected_items[g], text)   # full colour, even while dimmed
             self._legend.setVisible(self._legend_visible)
         self.set_highlight(-1)
         self.set_selected(np.zeros(0, dtype=np.int64))
@@ -239,16 +303,39 @@ class FastScatter(pg.PlotWidget):
 
     def clear_points(self) -> None:
         plot = self.getPlotItem()
-        for item in self._group_items:
+        for item in self._group_items + self._selected_items:
             plot.removeItem(item)
-        self._group_items = []
+        self._group_items, self._selected_items = [], []
+        self._groups, self._colors = np.zeros(0, dtype=np.int64), []
+        self._selection = np.zeros(0, dtype=np.int64)
         if self._legend is not None:
             if self._legend.scene() is not None:
                 self._legend.scene().removeItem(self._legend)
             self._legend = None
         self.points = np.zeros((0, 2), dtype=np.float64)
         self._highlight.clear()
-        self._selected.clear()
+
+    def _brush(self, group: int, selected: bool = False) -> QBrush:
+        """A group's brush: its colour at the marker opacity; greyed and faint while other points
+        are selected; the selected points themselves are never see-through."""
+        color = QColor(self._colors[group])
+        if len(self._selection) and not selected:
+            return pg.mkBrush(dimmed(color, self.marker_opacity))
+        color.setAlphaF(1.0 if selected else self.marker_opacity)
+        return pg.mkBrush(color)
+
+    def set_marker_style(self, size: int | None = None, opacity: float | None = None) -> None:
+        """Marker size in pixels and opacity in (0, 1] for every point (the view's controls)."""
+        if size is not None:
+            self.marker_size = max(1, int(size))
+        if opacity is not None:
+            self.marker_opacity = min(1.0, max(0.02, float(opacity)))
+        for g, (item, overlay) in enumerate(zip(self._group_items, self._selected_items)):
+            item.setSize(self.marker_size, update=False)
+            item.setBrush(self._brush(g))
+            overlay.setSize(self.marker_size + 1, update=False)
+            overlay.setBrush(self._brush(g, selected=True))
+        self.viewport().update()
 
     @property
     def group_items(self) -> list[pg.ScatterPlotItem]:
@@ -275,15 +362,37 @@ class FastScatter(pg.PlotWidget):
         return len(self._highlight.data)
 
     def set_selected(self, indices: np.ndarray) -> None:
+        """Draw a selection the way Embedding Atlas does: the selected points keep their colour
+        (drawn on top, per group), every other point is greyed; an empty selection restores the
+        colours and repaints at once."""
         indices = np.asarray(indices, dtype=np.int64)
-        indices = indices[(indices >= 0) & (indices < len(self.points))]
+        indices = np.unique(indices[(indices >= 0) & (indices < len(self.points))])
+        was_selecting, self._selection = bool(len(self._selection)), indices
+        if was_selecting != bool(len(indices)):   # dim or restore the unselected points
+            for g, item in enumerate(self._group_items):
+                item.setBrush(self._brush(g))
         if len(indices):
-            self._selected.setData(pos=self.points[indices])
+            groups = self._groups[indices]
+            order = np.argsort(groups, kind="stable")
+            bounds = np.searchsorted(groups[order], np.arange(len(self._colors) + 1))
+            for g, overlay in enumerate(self._selected_items):
+                members = indices[order[bounds[g]:bounds[g + 1]]]
+                if len(members):
+                    overlay.setData(pos=self.points[members])
+                elif len(overlay.data):
+                    overlay.clear()
         else:
-            self._selected.clear()
+            for overlay in self._selected_items:
+                if len(overlay.data):
+                    overlay.clear()
+        self.viewport().update()   # a cleared selection must not wait for a zoom to disappear
 
     def selected_count(self) -> int:
-        return len(self._selected.data)
+        return int(sum(len(item.data) for item in self._selected_items))
+
+    def selected_indices(self) -> np.ndarray:
+        """Indices of the points drawn as selected."""
+        return self._selection.copy()
 
     # --- interaction --------------------------------------------------------------------------
     def set_mode(self, mode: str) -> None:

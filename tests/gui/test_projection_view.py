@@ -198,6 +198,94 @@ def test_fast_scatter_draws_70k_points_as_one_item_per_class(qtbot):
     scatter.grab()   # paints without error
 
 
+def test_one_atlas_lookup_per_item_matches_pyqtgraphs_own(qtbot):
+    import pyqtgraph as pg
+
+    from app.gui.scatter import _UniformScatter
+
+    rng = np.random.default_rng(1)
+    xy = rng.normal(size=(500, 2))
+    item = _UniformScatter(x=xy[:, 0], y=xy[:, 1], size=5, pen=None, brush=pg.mkBrush("#1f77b4"), pxMode=True,
+                           useCache=True, symbol="o")
+    for brush in ("#1f77b4", "#ff7f0e"):   # a new style is looked up again
+        item.setBrush(pg.mkBrush(brush))
+        ours = item.data["sourceRect"].copy()
+        item.data["sourceRect"] = 0
+        pg.ScatterPlotItem.updateSpots(item)   # pyqtgraph's per-point lookup, same item and atlas
+        assert np.array_equal(ours, item.data["sourceRect"]) and (ours["w"] > 0).all()
+        assert item._maxSpotPxWidth == item.fragmentAtlas.maxWidth
+
+
+def painted_colour(scatter, xy) -> str:
+    """The colour drawn at data position xy (the centre pixel of its marker)."""
+    image = scatter.grab().toImage()
+    scene = scatter.getPlotItem().getViewBox().mapViewToScene(QPointF(*xy))
+    pos = scatter.mapFromScene(scene)
+    ratio = image.devicePixelRatio()
+    return image.pixelColor(int(pos.x() * ratio), int(pos.y() * ratio)).name()
+
+
+def test_selection_keeps_colours_greys_the_rest_and_clearing_repaints_at_once(qtbot):
+    from PySide6.QtCore import QObject
+
+    scatter = FastScatter()
+    scatter.setBackground("w")
+    qtbot.addWidget(scatter)
+    scatter.resize(400, 400)
+    scatter.show()
+    qtbot.waitExposed(scatter)
+    # three well separated points per class, so each marker's centre shows its own colour
+    xy = np.array([[i * 10.0, g * 10.0] for g in range(3) for i in range(3)])
+    c = by_class(np.repeat(np.arange(3), 3))
+    scatter.set_points(xy, c.groups, c.colors, c.legend)
+    scatter.set_legend_visible(False)   # it would sit over the top-right point
+    scatter.set_marker_style(size=9, opacity=1.0)
+    colours = [color.name() for color in c.colors]
+    assert painted_colour(scatter, xy[0]) == colours[0]
+
+    scatter.set_selected([0, 4])       # one point of class 0, one of class 1
+    assert scatter.selected_count() == 2
+    assert painted_colour(scatter, xy[0]) == colours[0] and painted_colour(scatter, xy[4]) == colours[1]
+    greyed = painted_colour(scatter, xy[8])
+    assert greyed != colours[2]
+    r, g, b = (int(greyed[i:i + 2], 16) for i in (1, 3, 5))
+    assert min(r, g, b) > 200          # pale grey, no dark ring anywhere
+    assert painted_colour(scatter, xy[0] + [1.2, 0]) != "#0f0f0f"
+
+    class PaintCounter(QObject):
+        paints = 0
+
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Paint:
+                PaintCounter.paints += 1
+            return False
+
+    counter = PaintCounter()
+    scatter.viewport().installEventFilter(counter)
+    scatter.set_selected([])
+    qtbot.waitUntil(lambda: PaintCounter.paints > 0, timeout=2000)   # repainted without a zoom
+    scatter.viewport().removeEventFilter(counter)
+    assert scatter.selected_count() == 0
+    assert [painted_colour(scatter, p) for p in xy[[0, 4, 8]]] == [colours[0], colours[1], colours[2]]
+    assert [item.opts["brush"].color().name() for item in scatter.group_items] == colours
+
+
+def test_marker_size_and_opacity_follow_the_point_count_until_set(qtbot, encoded_view):
+    from app.gui.scatter import default_marker_style
+
+    sizes = [default_marker_style(n) for n in (100, 3_000, 10_000, 70_000, 1_000_000)]
+    assert [s for s, _ in sizes] == sorted((s for s, _ in sizes), reverse=True)
+    assert [o for _, o in sizes] == sorted((o for _, o in sizes), reverse=True) and sizes[0][1] == 1.0
+    view = encoded_view
+    latent = view.panels["latent"].scatter
+    assert (view.marker_size_spin.value(), view.marker_opacity_spin.value()) == default_marker_style(N)
+    assert latent.group_items[0].opts["size"] == default_marker_style(N)[0]
+    view.marker_size_spin.setValue(11)
+    view.marker_opacity_spin.setValue(0.3)
+    item = latent.group_items[0]
+    assert item.opts["size"] == 11 and abs(item.opts["brush"].color().alphaF() - 0.3) < 0.01
+
+
 def test_sample_preview_shows_images_and_sequences(qtbot):
     preview = SamplePreview()
     qtbot.addWidget(preview)
