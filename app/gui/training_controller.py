@@ -110,6 +110,7 @@ class TrainingController(QObject):
             autosaver.on_error = worker._autosave_failed
         worker.warned.connect(self.state.warn)
         state.data_cfg = data_cfg   # the split the analysis views must use for this model
+        state.run_seed = train_cfg.seed   # the maps repeat exactly for this run (projection_view)
         worker.progressed.connect(self.progressed)
         worker.epochEnded.connect(self._epoch_ended)
         worker.snapshotTaken.connect(self._snapshot_taken)
