@@ -4,8 +4,10 @@ cost in a fresh projection process.
 
 The codes: the MNIST test set encoded by the 784-400-20 VAE after 3 epochs (bench/codes.py).
 Settings are the window's defaults (projection_view.py / projections.DEFAULT_PARAMS): UMAP
-n_neighbors 15, min_dist 0.1, no seed, n_jobs = cores - 1; openTSNE perplexity 30, 250 + 500
-iterations, PCA initialisation, n_jobs = cores - 1; scikit-learn PCA with 2 components.
+n_neighbors 15, min_dist 0.1, seed 0 (the run's seed; serial, as umap-learn makes seeded runs),
+exact scikit-learn neighbours; openTSNE perplexity 30, 250 + 500 iterations, PCA initialisation,
+FFT gradients, seed 0, n_jobs = every core; scikit-learn PCA with 2 components. Trustworthiness
+(projections.trustworthiness, 2,000-point seeded subsample, k = 5) is printed beside each map.
 
 - umap_cold_s: a new ProjectionService (a freshly spawned child, no warm-up asked) from start() to
   the UMAP embedding back in this process. The numba on-disk cache is warm: the app has run before.
@@ -50,10 +52,10 @@ def load_text() -> str:
 def app_params(method: str) -> dict:
     """What the projection view submits for 10,000 codes."""
     if method == "umap":
-        return {"n_neighbors": 15, "min_dist": 0.1}
+        return {"n_neighbors": 15, "min_dist": 0.1, "seed": 0}
     if method == "tsne":
-        return {"perplexity": 30.0}
-    return {}
+        return {"perplexity": 30.0, "seed": 0}
+    return {"seed": 0}
 
 
 def direct(method: str, codes: np.ndarray) -> np.ndarray:
@@ -65,14 +67,18 @@ def direct(method: str, codes: np.ndarray) -> np.ndarray:
             from sklearn.decomposition import PCA
             return PCA(n_components=2, random_state=0).fit_transform(codes)
         if method == "umap":
-            import umap
-            return umap.UMAP(n_components=2, n_neighbors=p["n_neighbors"], min_dist=p["min_dist"], random_state=None,
-                             n_jobs=p["n_jobs"], verbose=False).fit_transform(codes)
+            umap = projections.import_umap()
+            knn = projections.exact_neighbors(codes, p["n_neighbors"])
+            return umap.UMAP(n_components=2, n_neighbors=p["n_neighbors"], min_dist=p["min_dist"],
+                             random_state=p["seed"], n_jobs=1, precomputed_knn=knn, verbose=False).fit_transform(codes)
         import openTSNE
         return np.asarray(openTSNE.TSNE(n_components=2, perplexity=p["perplexity"], n_iter=p["n_iter"],
                                         early_exaggeration_iter=projections.EARLY_EXAGGERATION_ITER,
-                                        initialization="pca", n_jobs=p["n_jobs"], random_state=None,
-                                        verbose=False).fit(codes))
+                                        initialization="pca", n_jobs=p["n_jobs"], random_state=p["seed"],
+                                        negative_gradient_method="fft", verbose=False).fit(codes))
+
+
+TRUST: dict[str, float] = {}   # method -> trustworthiness of its last map, computed in the child
 
 
 def through_service(service: ProjectionService, method: str, codes: np.ndarray) -> tuple[float, float]:
@@ -84,6 +90,7 @@ def through_service(service: ProjectionService, method: str, codes: np.ndarray) 
             if event[1] != job:
                 continue
             if event[0] == "done":
+                TRUST[method] = float(event[4])
                 return time.perf_counter() - start, float(event[3])
             if event[0] in ("error", "cancelled"):
                 raise SystemExit(f"{method} failed in the projection process: {event}")
@@ -154,6 +161,10 @@ def main(argv=None) -> dict:
         "umap_cold_s": round(cold["umap"], 1) if cold else None,
         "umap_cold_direct_s": round(cold["umap_direct"], 1) if cold else None,
         "projection_codes": int(len(codes)),
+        "pca_trust": round(TRUST["pca"], 4),
+        "umap_trust": round(TRUST["umap"], 4) if "umap" in TRUST else None,
+        "tsne_trust": round(TRUST["tsne"], 4),
+        "n_jobs": projections.default_n_jobs(),
     }
     print(machine_line())
     print(f"{load_before} before; {load_text()} after")
@@ -166,6 +177,8 @@ def main(argv=None) -> dict:
                      " ".join(f"{x:.3f}" for x in t["child"]), " ".join(f"{x:.3f}" for x in t["direct"]),
                      f"{med[m]['app'] / med[m]['direct']:.3f}"])
     print_table(["method", "rounds", "app s (submit->received)", "in child s", "direct s", "app / direct"], rows)
+    print("trustworthiness (k = 5, computed in the projection process): "
+          + ", ".join(f"{m} {TRUST[m]:.4f}" for m in methods if m in TRUST))
     if cold:
         print(f"UMAP's first fit: {cold['umap']:.1f} s in a fresh projection process (spawn included; the child "
               f"itself {cold['umap_child']:.1f} s), {cold['umap_direct']:.1f} s as the first fit in this process; "
