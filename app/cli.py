@@ -18,7 +18,7 @@ import sys
 from typing import Sequence
 
 from app.core.config import DataConfig, ModelConfig, TrainConfig, parse_int_tuple
-from app.core.errors import CheckpointError, ConfigError, LatentExplorerError
+from app.core.errors import ConfigError, LatentExplorerError
 
 # Field names whose flag differs from --field-name, for the short forms the README uses.
 FLAG_NAMES = {"spec": "--data", "kind": "--model"}
@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model and write a run directory")
     train.add_argument("--out", help="run directory to write (created if missing; default with --resume: that run)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--distributed", action="store_true", help="one rank of a torchrun job: torchrun "
+                       "--nproc_per_node N main.py train ... --distributed (gloo on CPU, nccl on CUDA; rank 0 writes --out)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last checkpoint (optimizer, "
                        "epoch, KL annealing and random state) up to --epochs in total")
     train.add_argument("--init-from", metavar="RUN_DIR", help="warm-start: copy this run's encoder (and the decoder "
@@ -104,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--split", choices=("all", "validation"), default="all",
                         help="on the run's own data, the rows to write: all samples (default) or the validation split")
 
+    convert = sub.add_parser("convert", help="write any data SPEC once as an .npy that trains memory-mapped")
+    convert.add_argument("spec", help="data SPEC: IDX folder (.gz or raw), .npz, .npy, .csv, image folder, built-in")
+    convert.add_argument("--out", required=True, help="the .npy to write (labels go to NAME.labels.npy beside it)")
+    convert.add_argument("--image-size", type=int, default=0, help="resize images of an image folder to this side")
     sub.add_parser("models", help="list the model kinds")
     sub.add_parser("datasets", help="list the built-in data sets and the file kinds")
     tour = sub.add_parser("tour", help="open the window offscreen, train briefly, write one screenshot per view")
@@ -119,87 +125,102 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> int:
-    from app.core.checkpoint import epoch_row, save_run
-    from app.core.session import data_info
-    from app.core.trainer import EpochResult, TrainFinished, TrainProgress
+    """Train through the core's training session and print its events (app/core/training_run.py)."""
+    from app.core.training_run import Finished
 
-    prepared, data_cfg, model_cfg, train_cfg, earlier_history = _prepare_train(args)
-    from app.core.models import model_warnings
-    for warning in model_warnings(model_cfg, prepared.data.sample_shape):
-        print(f"warning: {warning}", file=sys.stderr)
-    for warning in prepared.trainer.warnings:    # e.g. the batch size clamped to a small training split
-        print(f"warning: {warning}", file=sys.stderr)
-    for skipped in prepared.data.skipped[:10]:
+    ctx = None
+    if getattr(args, "distributed", False):   # issue 14: one rank of a torchrun job (app/core/distributed.py)
+        from app.core.distributed import init_from_env
+        ctx = init_from_env()
+    session = _prepare_train(args)
+    writer = ctx is None or ctx.is_writer
+    for skipped in session.data.skipped[:10] if writer else []:
         print(f"skipped: {skipped}", file=sys.stderr)
-    trainer = prepared.trainer
-    print(f"{prepared.data.summary()}\ntraining {model_cfg.kind} ({sum(p.numel() for p in prepared.model.parameters()):,} "
-          f"parameters) on {trainer.device_name}: {len(prepared.train_idx):,} train / {len(prepared.val_idx):,} validation",
-          file=sys.stderr)
-    from pathlib import Path
-
-    from app.core.autosave import Autosaver
-    autosave_errors: set[str] = set()
-
-    def autosave_failed(message: str) -> None:
-        if message not in autosave_errors:  # once per distinct reason; training goes on
-            autosave_errors.add(message)
-            print(f"warning: autosave failed, training continues: {message}", file=sys.stderr)
-
-    autosaver = Autosaver(Path(args.out) / "autosave", data_cfg=data_cfg, train_cfg=train_cfg,
-                          modality=prepared.data.modality, data_info=data_info(prepared.data), on_error=autosave_failed)
-    bar = None
-    finished = None
+    if writer:
+        print(f"{session.data.summary()}\n{session.describe()}"
+              + (f" across {ctx.world} processes ({ctx.backend})" if ctx else ""), file=sys.stderr)
+    printer = _EventPrinter(show_bar=writer and not args.quiet and sys.stderr.isatty())
+    if ctx is not None:
+        from app.core.distributed import distributed_events
+        events = distributed_events(session, ctx)
+    else:
+        events = session.events()
     try:
-        from tqdm import tqdm
-        for event in trainer.run():
-            autosaver.on_event(event, prepared.model, trainer.history)
-            if isinstance(event, TrainProgress):
-                if bar is None and not args.quiet:
-                    bar = tqdm(total=event.steps_per_epoch, desc=f"epoch {event.epoch}/{event.epochs}",
-                               unit="step", leave=False, file=sys.stderr)
-                if bar is not None:
-                    bar.n = event.step_in_epoch
-                    bar.set_postfix(loss=f"{event.parts.get('total', math.nan):.4g}",
-                                    samples_s=f"{event.samples_per_second:,.0f}", refresh=False)
-                    bar.refresh()
-            elif isinstance(event, EpochResult):
-                if bar is not None:
-                    bar.close()
-                    bar = None
-                val = "" if event.val_loss is None else f"  val {event.val_loss:.4f}"
-                print(f"epoch {event.epoch:>3}/{train_cfg.epochs}  train {event.train_loss:.4f}{val}  "
-                      f"({event.seconds:.2f} s, {event.samples_per_second:,.0f} samples/s)", file=sys.stderr)
-            elif isinstance(event, TrainFinished):
-                finished = event
-    except KeyboardInterrupt:
+        for event in events:
+            if writer or type(event).__name__ in ("Finished",):
+                printer.show(event)
+    except KeyboardInterrupt:   # while printing: the trainer is between steps, save what it has
+        printer.close()
         print("interrupted: saving the model trained so far", file=sys.stderr)
-    finally:
-        if bar is not None:
-            bar.close()
-    history = trainer.history
-    metrics = {}
-    if history:
-        metrics = {k: v for k, v in epoch_row(history[-1]).items()}
-        metrics["best_epoch"] = trainer.best_epoch
-    if finished is not None:
-        metrics["finished"] = finished.reason
-    try:
-        save_run(args.out, prepared.model, data_cfg=data_cfg, train_cfg=train_cfg, modality=prepared.data.modality,
-                 data_info=data_info(prepared.data), history=earlier_history + history, metrics=metrics,
-                 training_state=trainer.training_state())
-    except CheckpointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        _rescue(prepared, data_cfg, train_cfg, history, metrics, autosaver)
+        for event in session.finish_events():
+            printer.show(event)
+    finished: Finished = printer.finished
+    if finished.save_error is not None:
         return 1
-    if finished is not None and not finished.ok:
-        print(f"error: {finished.message}. The run directory {args.out} holds the last good weights.", file=sys.stderr)
+    if not writer:   # ranks > 0 write nothing; rank 0 reports the run directory
+        if not finished.ok:
+            print(f"error: {finished.message}", file=sys.stderr)
+        return 0 if finished.ok else 1
+    if not finished.ok:
+        print(f"error: {finished.message}. The run directory {session.out} holds the last good weights.",
+              file=sys.stderr)
         return 1
-    print(f"saved {args.out}" + (f" ({finished.message})" if finished else ""), file=sys.stderr)
+    print(f"saved {session.out} ({finished.message})", file=sys.stderr)
+    print(f"open it in the window: python main.py {session.out}", file=sys.stderr)
     return 0
 
 
+class _EventPrinter:
+    """Training events as terminal lines: a tqdm bar within each epoch when stderr is a terminal
+    (never in a log file or a pipe), one line per epoch, warnings and saves."""
+
+    def __init__(self, show_bar: bool):
+        self.show_bar = show_bar
+        self.bar = None
+        self.finished = None
+
+    def show(self, event) -> None:
+        from app.core.training_run import Epoch, Finished, Progress, Saved, TrainingWarning
+
+        if isinstance(event, Progress):
+            self._progress(event.progress)
+        elif isinstance(event, Epoch):
+            self.close()
+            r = event.result
+            val = "" if r.val_loss is None else f"  val {r.val_loss:.4f}"
+            print(f"epoch {r.epoch:>3}/{event.epochs}  train {r.train_loss:.4f}{val}  "
+                  f"({r.seconds:.2f} s, {r.samples_per_second:,.0f} samples/s)", file=sys.stderr)
+        elif isinstance(event, TrainingWarning):
+            self.close()
+            text = event.text
+            print(text if text.startswith(("error:", "interrupted")) else f"warning: {text}", file=sys.stderr)
+        elif isinstance(event, Saved) and event.kind == "rescued":
+            print(f"the trained model was saved to {event.path} instead", file=sys.stderr)
+        elif isinstance(event, Finished):
+            self.close()
+            self.finished = event
+
+    def _progress(self, p) -> None:
+        if not self.show_bar:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=p.steps_per_epoch, desc=f"epoch {p.epoch}/{p.epochs}", unit="step", leave=False,
+                            file=sys.stderr)
+        self.bar.n = p.step_in_epoch
+        self.bar.set_postfix(loss=f"{p.parts.get('total', math.nan):.4g}", samples_s=f"{p.samples_per_second:,.0f}",
+                             refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def _prepare_train(args):
-    """Configs and a primed trainer for `train`: fresh, warm-started (--init-from) or resumed (--resume)."""
+    """The training session for `train`: fresh, warm-started (--init-from) or resumed (--resume)."""
     from app.core.session import prepare_training
 
     if args.resume:
@@ -213,9 +234,9 @@ def _prepare_train(args):
         if epochs is None:
             raise ConfigError("--resume needs --epochs: the total number of epochs, counting those already done")
         plan = prepare_resume(args.resume, epochs=epochs, device=getattr(args, "TrainConfig.device", None))
-        args.out = args.out or args.resume
         print(f"resuming {args.resume} after epoch {plan.epochs_done} of {epochs}", file=sys.stderr)
-        return plan.prepared, plan.data_cfg, plan.model_cfg, plan.train_cfg, plan.earlier_history
+        plan.prepared.write_to(args.out or args.resume)
+        return plan.prepared
     if not args.out:
         raise ConfigError("train needs --out RUN_DIR (the run directory to write), or --resume RUN_DIR")
     data_cfg = config_from_args(args, DataConfig)
@@ -228,30 +249,11 @@ def _prepare_train(args):
                  for cls in (DataConfig, ModelConfig, TrainConfig)}
         data_cfg, model_cfg, train_cfg = apply_preset(args.preset, data_cfg, model_cfg, train_cfg, given)
         print(f"preset {args.preset} (flags given win over it)", file=sys.stderr)
-    prepared = prepare_training(data_cfg, model_cfg, train_cfg)
+    session = prepare_training(data_cfg, model_cfg, train_cfg, out=args.out)
     if args.init_from:
         from app.core.resume import warm_start
-        print(warm_start(prepared.model, args.init_from).summary(), file=sys.stderr)
-    return prepared, data_cfg, model_cfg, train_cfg, []
-
-
-def _rescue(prepared, data_cfg, train_cfg, history, metrics, autosaver) -> None:
-    """The final save failed (disk full, read-only folder): keep the trained model somewhere else."""
-    import time
-
-    from app.core.autosave import default_autosave_root
-    from app.core.checkpoint import save_run
-    from app.core.session import data_info
-
-    target = default_autosave_root() / f"rescued-{time.strftime('%Y%m%d-%H%M%S')}"
-    try:
-        save_run(target, prepared.model, data_cfg=data_cfg, train_cfg=train_cfg, modality=prepared.data.modality,
-                 data_info=data_info(prepared.data), history=history, metrics=metrics)
-        print(f"the trained model was saved to {target} instead", file=sys.stderr)
-    except CheckpointError as exc:
-        latest = autosaver.saved[-1] if autosaver.saved else None
-        where = f"; the last autosave is {latest}" if latest else ""
-        print(f"error: could not save it elsewhere either ({exc}){where}", file=sys.stderr)
+        print(warm_start(session.model, args.init_from).summary(), file=sys.stderr)
+    return session
 
 
 def cmd_evaluate(args) -> int:
@@ -317,7 +319,16 @@ def cmd_tour(args) -> int:
     return run_tour(args.out, epochs=args.epochs, size=args.size)
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "models": cmd_models,
+def cmd_convert(args) -> int:
+    from app.core.convert import convert  # issue 14: data larger than memory
+
+    written = convert(DataConfig(spec=args.spec, image_size=args.image_size, memory_map="off"), args.out)
+    print(f"wrote {written['out']}: {'x'.join(map(str, written['shape']))} {written['dtype']}"
+          + (f", labels {written['labels']}" if written["labels"] else ""), file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"convert": cmd_convert, "train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "models": cmd_models,
             "datasets": cmd_datasets, "tour": cmd_tour, "search": cmd_search,
             "transfer": cmd_transfer}
 

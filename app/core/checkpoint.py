@@ -24,7 +24,6 @@ import io
 import json
 import os
 import platform
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,7 @@ from app.core.config import DataConfig, ModelConfig, TrainConfig, from_dict, to_
 from app.core.errors import CheckpointError, LatentExplorerError
 from app.core.models import build_model
 from app.core.models.base import Autoencoder
+from app.core.run import Run
 
 FORMAT = "latent-explorer-run"
 FORMAT_VERSION = 1
@@ -45,21 +45,6 @@ METRICS = "metrics.csv"
 PREVIOUS_WEIGHTS = ".model.safetensors.previous"   # the last finished weights while a save is under way
 MAX_JSON_BYTES = 4 * 1024 * 1024
 MAX_INPUT_ELEMENTS = 64 * 1024 * 1024    # 64 M values per sample is far past any real image or row
-
-
-@dataclass
-class LoadedRun:
-    path: Path
-    model: Autoencoder
-    data_cfg: DataConfig
-    model_cfg: ModelConfig
-    train_cfg: TrainConfig
-    meta: dict
-    history: list[dict] = field(default_factory=list)   # rows of metrics.csv as dicts of floats
-
-    @property
-    def modality(self) -> str:
-        return self.meta["modality"]
 
 
 def _dtype_name(t: torch.Tensor) -> str:
@@ -89,7 +74,6 @@ def save_run(run_dir: str | Path, model: Autoencoder, *, data_cfg: DataConfig, t
             "input_shape": list(model.input_shape),
             "modality": modality,
             "loss": model.loss_kind,
-            "latent_dim": model.latent_dim,
             "model": to_dict(model.cfg),
             "data": to_dict(data_cfg),
             "data_info": data_info or {},
@@ -176,9 +160,14 @@ def _json_default(value):
 METRIC_COLUMNS = ("epoch", "train_loss", "val_loss")
 
 
+def metrics_rows(history: list) -> list[dict]:
+    """The one place where the trainer's EpochResults become metrics rows (dicts); rows pass through.
+    save_run and the autosaves take either, everything that reads history gets rows."""
+    return [h if isinstance(h, dict) else epoch_row(h) for h in history]
+
+
 def metrics_csv(history: list) -> str:
-    """history: EpochResult objects (or dicts already in row form)."""
-    rows = [h if isinstance(h, dict) else epoch_row(h) for h in history]
+    rows = metrics_rows(history)
     columns = list(METRIC_COLUMNS)
     for row in rows:
         for key in row:
@@ -259,6 +248,11 @@ def read_meta(run_dir: Path) -> dict:
     return meta
 
 
+def _object(value) -> dict:
+    """An optional JSON object of model.json (data_info, metrics): a copy, or {} when absent or not an object."""
+    return dict(value) if isinstance(value, dict) else {}
+
+
 def _previous_weights(run_dir: Path, sha256: str, max_bytes: int) -> bytes | None:
     path = run_dir / PREVIOUS_WEIGHTS
     try:
@@ -270,7 +264,7 @@ def _previous_weights(run_dir: Path, sha256: str, max_bytes: int) -> bytes | Non
     return blob if hashlib.sha256(blob).hexdigest() == sha256 else None
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
     """Rebuild the model from model.json and copy in the weights, checking everything first."""
     from safetensors import SafetensorError
     from safetensors.torch import load as safetensors_load
@@ -328,5 +322,6 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
     model.to(device)
     model.eval()
     history = read_metrics(run_dir / METRICS)
-    return LoadedRun(path=run_dir, model=model, data_cfg=data_cfg, model_cfg=model_cfg, train_cfg=train_cfg,
-                     meta=meta, history=history)
+    return Run(model=model, data_cfg=data_cfg, model_cfg=model_cfg, train_cfg=train_cfg, modality=meta["modality"],
+               data_info=_object(meta.get("data_info")), history=history, metrics=_object(meta.get("metrics")),
+               meta=meta, path=run_dir)

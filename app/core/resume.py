@@ -17,7 +17,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.core.checkpoint import LoadedRun, load_run
+from app.core.checkpoint import load_run
+from app.core.run import Run
 from app.core.errors import ConfigError
 from app.core.models.base import Autoencoder
 from app.core.training_state import optimizer_param_shapes, read_training_state
@@ -28,8 +29,8 @@ _NOT_ENCODER = ("decoder", "from_code", "code_to_state", "to_output", "discrimin
 
 @dataclass
 class ResumePlan:
-    run: LoadedRun
-    prepared: object                 # session.Prepared, its trainer primed with the saved state
+    run: Run
+    prepared: object                 # training_run.TrainingRun, its trainer primed with the saved state
     earlier_history: list[dict]      # metrics.csv rows of the epochs already done
     epochs_done: int
 
@@ -45,9 +46,9 @@ class ResumePlan:
     def train_cfg(self):
         return self.prepared.trainer.cfg
 
-    def full_history(self) -> list:
-        """Rows for metrics.csv: the earlier epochs, then this session's EpochResults."""
-        return list(self.earlier_history) + list(self.prepared.trainer.history)
+    def full_history(self) -> list[dict]:
+        """Rows for metrics.csv: the earlier epochs, then this session's."""
+        return self.prepared.history
 
 
 def prepare_resume(run_dir: str | Path, epochs: int, device: str | None = None) -> ResumePlan:
@@ -64,12 +65,13 @@ def prepare_resume(run_dir: str | Path, epochs: int, device: str | None = None) 
     if device:
         changes["device"] = device
     train_cfg = dataclasses.replace(run.train_cfg, **changes)
-    prepared = prepare_training(run.data_cfg, run.model_cfg, train_cfg, model=run.model)
-    prepared.trainer.resume_state = state
     earlier = []
     for row in run.history:
         if row.get("epoch") is not None and row["epoch"] <= state.epochs_done:
             earlier.append({**row, "epoch": int(row["epoch"])})
+    # The session's rows start with the earlier epochs: the curves and the saved CSV keep them.
+    prepared = prepare_training(run.data_cfg, run.model_cfg, train_cfg, model=run.model, earlier_history=earlier)
+    prepared.trainer.resume_state = state
     return ResumePlan(run=run, prepared=prepared, earlier_history=earlier, epochs_done=state.epochs_done)
 
 

@@ -16,7 +16,7 @@ from app.core.data.dataset import Dataset
 from app.core.errors import ConfigError
 from app.core.models import build_model
 from app.core.models.base import Autoencoder
-from app.core.trainer import Trainer, seed_everything
+from app.core.trainer import seed_everything
 
 
 def resolve_loss(model_cfg: ModelConfig, data: Dataset) -> str:
@@ -35,30 +35,13 @@ def make_model(model_cfg: ModelConfig, data: Dataset, seed: int) -> Autoencoder:
     return build_model(model_cfg, data.sample_shape, data.modality, resolve_loss(model_cfg, data))
 
 
-@dataclass
-class Prepared:
-    data: Dataset
-    train_idx: np.ndarray
-    val_idx: np.ndarray
-    model: Autoencoder
-    trainer: Trainer
-
-
 def prepare_training(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig,
-                     data: Dataset | None = None, model: Autoencoder | None = None) -> Prepared:
-    """Load (or reuse) the data, split it, build (or continue) the model and a trainer."""
-    validate(data_cfg)
-    validate(train_cfg)
-    data = data if data is not None else load_dataset(data_cfg)
-    from app.core.data.splits import fit_standardisation, split_for_config
+                     data: Dataset | None = None, model: Autoencoder | None = None, **session):
+    """A training session (app/core/training_run.py) with its data split, model and trainer ready:
+    `.data`, `.train_idx`, `.val_idx`, `.model`, `.trainer`; `.events()` trains it."""
+    from app.core.training_run import TrainingRun
 
-    # Normal classes only in training (anomaly work); a table's scale fitted on training rows only.
-    train_idx, val_idx = split_for_config(data, data_cfg)
-    fit_standardisation(data, train_idx)
-    if model is None:
-        model = make_model(model_cfg, data, train_cfg.seed)
-    trainer = Trainer(model, data.x[train_idx], data.x[val_idx] if len(val_idx) else None, train_cfg)
-    return Prepared(data, train_idx, val_idx, model, trainer)
+    return TrainingRun(data_cfg, model_cfg, train_cfg, data=data, model=model, **session)
 
 
 def model_device(model: torch.nn.Module) -> torch.device:

@@ -17,7 +17,7 @@ import dataclasses
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -110,7 +110,6 @@ class TrainFinished:
     message: str
     epochs_run: int
     best_epoch: int | None
-    history: list[EpochResult] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -173,6 +172,16 @@ class Trainer:
         # Distributed training (app/core/distributed.py sets these): (rank, world) and its context.
         self.shard: tuple[int, int] | None = None
         self.distributed = None
+
+    @property
+    def train_x(self) -> np.ndarray:
+        """The training samples this trainer iterates over."""
+        return self._train_x
+
+    @property
+    def validation_x(self) -> np.ndarray | None:
+        """The held-out samples it validates on (None without a validation split)."""
+        return self._val_x
 
     # ------------------------------------------------------------------------------------------
     def run(self, control: TrainControl | None = None) -> Iterator[TrainEvent]:
@@ -329,8 +338,7 @@ class Trainer:
 
     def _finish(self, reason: str, message: str, epochs_run: int) -> TrainFinished:
         self.model.eval()
-        return TrainFinished(reason=reason, message=message, epochs_run=epochs_run, best_epoch=self.best_epoch,
-                             history=list(self.history))
+        return TrainFinished(reason=reason, message=message, epochs_run=epochs_run, best_epoch=self.best_epoch)
 
     def _failed(self, exc: BaseException, epochs_run: int) -> TrainFinished:
         if is_out_of_memory(exc):

@@ -22,7 +22,8 @@ def cli(*args, check=True):
 def test_models_and_datasets_list_one_line_each():
     models = cli("models").stdout.splitlines()
     kinds = [line.split()[0] for line in models]
-    assert kinds == ["ae", "sparse", "denoising", "contractive", "vae", "conv-ae", "conv-vae", "rnn-ae", "aae"]
+    assert kinds == ["ae", "sparse", "denoising", "contractive", "vae", "beta-tcvae", "conv-ae", "conv-vae", "rnn-ae",
+                     "aae"]
     datasets = cli("datasets").stdout
     for name in ("digits", "shapes", "sines", ".npz", ".csv"):
         assert name in datasets

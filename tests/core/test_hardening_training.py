@@ -118,7 +118,7 @@ def test_out_of_memory_mid_training_is_a_message_and_the_process_goes_on(monkeyp
     assert "out of memory" in finished.message
     assert "batch size 64" in finished.message and "lower the batch size" in finished.message
     assert "hidden sizes" in finished.message
-    assert finished.epochs_run == 1 and len(finished.history) == 1
+    assert finished.epochs_run == 1 and len(prepared.trainer.history) == 1
     assert all(torch.isfinite(p).all() for p in prepared.model.parameters())
     # The same process trains on: the model is usable and a new trainer runs to the end.
     monkeypatch.setattr(prepared.model, "training_step", real_step)

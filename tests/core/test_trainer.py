@@ -30,10 +30,10 @@ def test_every_kind_trains_with_finite_decreasing_loss(kind):
     prepared = small(kind)
     finished = train_to_end(prepared.trainer)
     assert finished.reason == "completed", finished.message
-    losses = [h.train_loss for h in finished.history]
+    losses = [h.train_loss for h in prepared.trainer.history]
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < losses[0], f"{kind}: {losses}"
-    assert all(h.val_loss is not None and math.isfinite(h.val_loss) for h in finished.history)
+    assert all(h.val_loss is not None and math.isfinite(h.val_loss) for h in prepared.trainer.history)
 
 
 def test_events_come_in_order_and_report_progress():
@@ -102,16 +102,16 @@ def test_nan_skip_policy_counts_skipped_steps_and_halves_the_learning_rate():
     trainer._train_x = x
     finished = train_to_end(trainer)
     assert finished.reason == "completed"
-    assert finished.history[-1].skipped_steps == 1
-    assert finished.history[-1].lr == pytest.approx(2e-3 / 2)
+    assert trainer.history[-1].skipped_steps == 1
+    assert trainer.history[-1].lr == pytest.approx(2e-3 / 2)
 
 
 def test_early_stopping_restores_the_best_weights():
     prepared = small("ae", epochs=40, patience=2, lr=0.05)  # a high rate makes validation wobble
     finished = train_to_end(prepared.trainer)
     assert finished.reason in ("early_stopped", "completed")
-    best = min(h.val_loss for h in finished.history)
-    assert finished.history[finished.best_epoch - 1].val_loss == pytest.approx(best)
+    best = min(h.val_loss for h in prepared.trainer.history)
+    assert prepared.trainer.history[finished.best_epoch - 1].val_loss == pytest.approx(best)
     val = torch.as_tensor(prepared.data.x[prepared.val_idx])
     torch.manual_seed(0)
     assert prepared.trainer.evaluate(val, beta=1.0)["total"] == pytest.approx(best, rel=1e-4)
@@ -130,7 +130,7 @@ def test_optimisers_weight_penalties_and_clipping_all_train():
         prepared = small("ae", epochs=2, optimizer=optimizer, weight_decay=1e-4, l1_weight=1e-6, grad_clip=1.0)
         finished = train_to_end(prepared.trainer)
         assert finished.reason == "completed"
-        assert "l1" in finished.history[-1].train
+        assert "l1" in prepared.trainer.history[-1].train
 
 
 def test_impossible_settings_are_refused_with_the_fix():
@@ -149,7 +149,7 @@ def test_a_small_table_trains_with_the_batch_clamped_to_the_training_split(tmp_p
     assert prepared.trainer.warnings == ["only 102 training samples but the batch size is 128: training with "
                                          "batches of 102 (the whole training split)"]
     finished = train_to_end(prepared.trainer)
-    assert finished.reason == "completed" and len(finished.history) == 2
+    assert finished.reason == "completed" and len(prepared.trainer.history) == 2
 
 
 def test_out_of_memory_becomes_a_message(monkeypatch):
