@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_disentangle_preset_sets_the_measured_setting():
     data, model, train = apply_preset("disentangle", DataConfig(), ModelConfig(), TrainConfig())
     assert data.spec == "shapes"
-    assert (model.kind, model.latent_dim, model.hidden, model.beta) == ("beta-tcvae", 10, (400,), 6.0)
+    assert (model.kind, model.latent_dim, model.hidden, model.beta) == ("vae", 10, (400,), 16.0)
     assert (train.epochs, train.batch_size, train.lr) == (100, 64, 1e-3)
     assert train.seed == TrainConfig().seed and data.val_fraction == DataConfig().val_fraction  # untouched
 
@@ -29,7 +29,7 @@ def test_settings_given_explicitly_win_over_the_preset():
     data, model, train = apply_preset("disentangle", DataConfig(), ModelConfig(beta=12.0), TrainConfig(epochs=3),
                                       explicit={"ModelConfig": {"beta"}, "TrainConfig": {"epochs"}})
     assert model.beta == 12.0 and train.epochs == 3
-    assert model.kind == "beta-tcvae" and train.batch_size == 64
+    assert model.kind == "vae" and train.batch_size == 64
 
 
 def test_unknown_preset_names_the_choices():
@@ -77,7 +77,7 @@ def test_cli_train_with_the_preset_and_an_explicit_override(tmp_path):
     assert "preset disentangle" in out.stderr
     meta = json.loads((run / "model.json").read_text())
     assert meta["data"]["spec"] == "shapes"
-    assert meta["model"]["kind"] == "beta-tcvae" and meta["model"]["beta"] == 6.0
+    assert meta["model"]["kind"] == "vae" and meta["model"]["beta"] == 16.0
     assert meta["model"]["hidden"] == [16] and meta["train"]["epochs"] == 1 and meta["train"]["batch_size"] == 64
 
 
