@@ -37,7 +37,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run_all.py
 
 tour: $(VENV)/.installed
-	QT_QPA_PLATFORM=offscreen $(BIN)/python main.py tour --out assets/screenshots
+	QT_QPA_PLATFORM=offscreen $(BIN)/python main.py tour --size 1440x900 --out assets/screenshots
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

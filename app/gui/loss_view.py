@@ -1,8 +1,8 @@
 """Loss curves: train and validation totals per epoch, each loss part as its own curve, and a live
 curve of the running training loss within the current epoch.
 
-History rows come from `state.history`: EpochResult objects while training, or metrics.csv rows
-(dicts) from a loaded run; both are read through the metrics.csv column names. Live points arrive
+History rows come from `state.history`: always metrics rows (dicts with the metrics.csv column
+names), whether trained here or loaded from a run (app/core/run.py). Live points arrive
 through `add_progress()` (about 10 per second from the trainer); the plot itself is redrawn at most
 `REDRAW_INTERVAL_MS` apart, from the latest data, however fast points arrive. Click a legend entry
 to hide or show its curve.
@@ -31,10 +31,8 @@ PART_COLOURS = [(44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (2
 
 
 def history_columns(history: list) -> dict[str, np.ndarray]:
-    """EpochResults and/or metrics.csv rows -> {column: float array}, NaN where a row lacks a value."""
-    from app.core.checkpoint import epoch_row
-
-    rows = [row if isinstance(row, dict) else epoch_row(row) for row in history]
+    """Metrics rows -> {column: float array}, NaN where a row lacks a value."""
+    rows = history
     columns: list[str] = []
     for row in rows:
         for key in row:
@@ -88,36 +86,7 @@ class LossView(QWidget):
         self._history_dirty = False
         self._part_colours: dict[str, tuple] = {}
 
-        self.log_checkbox = QCheckBox("Log scale")
-        self.log_checkbox.setToolTip("Logarithmic loss axis: small late improvements and parts of very "
-                                     "different size stay readable")
-        self.log_checkbox.toggled.connect(self.set_log_scale)
-        self.parts_checkbox = QCheckBox("Loss parts")
-        self.parts_checkbox.setChecked(True)
-        self.parts_checkbox.setToolTip("Show each part of the loss (reconstruction, KL, ...) as its own curve; "
-                                       "click a legend entry to hide one curve")
-        self.parts_checkbox.toggled.connect(self._apply_visibility)
-        self.legend_checkbox = QCheckBox("Legend")
-        self.legend_checkbox.setChecked(True)
-        self.legend_checkbox.setToolTip("Show the legend beside the plot (and in exported figures); click an entry "
-                                        "to hide or show its curve")
-        self.legend_checkbox.toggled.connect(self._show_legend)
-        self.export_png_button = QToolButton(text="PNG…")
-        self.export_png_button.setToolTip("Save the loss plot as a PNG image (size and DPI in the dialog)")
-        self.export_png_button.clicked.connect(lambda: self._ask_export("png"))
-        self.export_svg_button = QToolButton(text="SVG…")
-        self.export_svg_button.setToolTip("Save the loss plot as an SVG vector drawing")
-        self.export_svg_button.clicked.connect(lambda: self._ask_export("svg"))
-        self.info_label = QLabel(EMPTY_HINT)
-        self.info_label.setWordWrap(True)   # wraps in a narrow dock instead of widening it
-        self.info_label.setToolTip("The best epoch has the lowest validation loss (training loss without a "
-                                   "validation split)")
-
-        toolbar = QHBoxLayout()
-        toolbar.addWidget(self.info_label, 1)
-        for widget in (self.log_checkbox, self.parts_checkbox, self.legend_checkbox, self.export_png_button,
-                       self.export_svg_button):
-            toolbar.addWidget(widget)
+        toolbar = self._build_toolbar()
 
         # The legend sits in a column of its own right of the plot, so it never covers a curve.
         self.plot = pg.GraphicsLayoutWidget()
@@ -162,6 +131,40 @@ class LossView(QWidget):
         self._timer.timeout.connect(self.redraw)
         state.historyChanged.connect(self._history_changed)
         self._history_changed()
+
+    def _build_toolbar(self) -> QHBoxLayout:
+        """Info line, Log scale / Loss parts / Legend, and the PNG and SVG export buttons."""
+        self.log_checkbox = QCheckBox("Log scale")
+        self.log_checkbox.setToolTip("Logarithmic loss axis: small late improvements and parts of very "
+                                     "different size stay readable")
+        self.log_checkbox.toggled.connect(self.set_log_scale)
+        self.parts_checkbox = QCheckBox("Loss parts")
+        self.parts_checkbox.setChecked(True)
+        self.parts_checkbox.setToolTip("Show each part of the loss (reconstruction, KL, ...) as its own curve; "
+                                       "click a legend entry to hide one curve")
+        self.parts_checkbox.toggled.connect(self._apply_visibility)
+        self.legend_checkbox = QCheckBox("Legend")
+        self.legend_checkbox.setChecked(True)
+        self.legend_checkbox.setToolTip("Show the legend beside the plot (and in exported figures); click an entry "
+                                        "to hide or show its curve")
+        self.legend_checkbox.toggled.connect(self._show_legend)
+        self.export_png_button = QToolButton(text="PNG…")
+        self.export_png_button.setToolTip("Save the loss plot as a PNG image (size and DPI in the dialog)")
+        self.export_png_button.clicked.connect(lambda: self._ask_export("png"))
+        self.export_svg_button = QToolButton(text="SVG…")
+        self.export_svg_button.setToolTip("Save the loss plot as an SVG vector drawing")
+        self.export_svg_button.clicked.connect(lambda: self._ask_export("svg"))
+        self.info_label = QLabel(EMPTY_HINT)
+        self.info_label.setWordWrap(True)   # wraps in a narrow dock instead of widening it
+        self.info_label.setToolTip("The best epoch has the lowest validation loss (training loss without a "
+                                   "validation split)")
+
+        toolbar = QHBoxLayout()
+        toolbar.addWidget(self.info_label, 1)
+        for widget in (self.log_checkbox, self.parts_checkbox, self.legend_checkbox, self.export_png_button,
+                       self.export_svg_button):
+            toolbar.addWidget(widget)
+        return toolbar
 
     # --- inputs ------------------------------------------------------------------------------
     def _history_changed(self) -> None:
