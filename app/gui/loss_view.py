@@ -105,7 +105,8 @@ class LossView(QWidget):
         self.legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self.plot.ci.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
         self.curves: dict[str, pg.PlotDataItem] = {}
-        self.live_curve = pg.PlotDataItem(pen=pg.mkPen(LIVE_COLOUR, width=1), name="train, running in epoch")   # short: the legend column takes the plot's width
+        # A short name: the legend's column takes its width from the plot.
+        self.live_curve = pg.PlotDataItem(pen=pg.mkPen(LIVE_COLOUR, width=1), name="train, running in epoch")
         # Peak downsampling and clipping for the one long curve (pyqtgraph's advice for live data).
         # Not for the per-epoch curves: with them on, every change of the view range re-clipped and
         # re-symbolled each of those short curves as well.
