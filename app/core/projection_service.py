@@ -161,6 +161,30 @@ def _exit_now(*connections) -> None:
     os._exit(0)
 
 
+def _run_warmup_step(step: str, send, projections) -> None:
+    """One warm-up step in the child; reports ("warm", step, seconds, error or '')."""
+    import warnings
+
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            projections.import_umap()   # numba's disk cache on for its kernels, before any compile
+            if step == "import":  # the other methods' libraries too: a few seconds each
+                import openTSNE  # noqa: F401
+                import sklearn.decomposition  # noqa: F401
+            else:
+                # 300 x 8 float32 like real codes, through the very path a job takes (exact
+                # neighbours, seeded serial layout), so numba compiles the same signatures,
+                # or loads them from its cache after the first run on this machine.
+                data = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
+                projections.project(data, "umap", {"seed": 0})
+    except Exception as exc:
+        send(("warm", step, time.perf_counter() - start, f"{type(exc).__name__}: {exc}".splitlines()[0]))
+    else:
+        send(("warm", step, time.perf_counter() - start, ""))
+
+
 def _worker_main(requests, results, cancelled) -> None:
     """The child's loop. ``requests``/``results`` are one-way pipe ends, ``cancelled`` a RawArray."""
     cache = _configure_numba_cache()
@@ -207,28 +231,6 @@ def _worker_main(requests, results, cancelled) -> None:
             seconds = time.perf_counter() - start
             send(("done", job_id, embedding, seconds, _quality(projections, codes, embedding, params)))
 
-    def run_warmup_step(step: str) -> None:
-        import warnings
-
-        start = time.perf_counter()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                projections.import_umap()   # numba's disk cache on for its kernels, before any compile
-                if step == "import":  # the other methods' libraries too: a few seconds each
-                    import openTSNE  # noqa: F401
-                    import sklearn.decomposition  # noqa: F401
-                else:
-                    # 300 x 8 float32 like real codes, through the very path a job takes (exact
-                    # neighbours, seeded serial layout), so numba compiles the same signatures,
-                    # or loads them from its cache after the first run on this machine.
-                    data = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32)
-                    projections.project(data, "umap", {"seed": 0})
-        except Exception as exc:
-            send(("warm", step, time.perf_counter() - start, f"{type(exc).__name__}: {exc}".splitlines()[0]))
-        else:
-            send(("warm", step, time.perf_counter() - start, ""))
-
     try:
         send(("ready", os.getpid(), qt, cache))
         jobs: deque = deque()
@@ -251,7 +253,7 @@ def _worker_main(requests, results, cancelled) -> None:
             if jobs:
                 run_job(*_take_next_job(jobs, projections._umap_has_run))
             else:
-                run_warmup_step(warm_steps.popleft())
+                _run_warmup_step(warm_steps.popleft(), send, projections)
     except (BrokenPipeError, EOFError, KeyboardInterrupt):
         _exit_now(requests, results)
 

@@ -174,7 +174,10 @@ class ProjectionView(QWidget):
         self.controls.addWidget(self.auto_check)
         self.controls.addWidget(self.recompute_button)
         self.controls.addWidget(self.csv_button)
+        self._build_settings_row()
 
+    def _build_settings_row(self) -> None:
+        """The second row: each method's parameters, the marker style and the colour key."""
         self.neighbors_spin = QSpinBox()
         self.neighbors_spin.setRange(2, 500)
         self.neighbors_spin.setValue(15)
@@ -192,6 +195,18 @@ class ProjectionView(QWidget):
         self.neighbors_spin.valueChanged.connect(lambda _: self._dirty_params.add("umap"))
         self.min_dist_spin.valueChanged.connect(lambda _: self._dirty_params.add("umap"))
         self.perplexity_spin.valueChanged.connect(lambda _: self._dirty_params.add("tsne"))
+        self._build_marker_controls()
+        self.settings = QHBoxLayout()
+        for text, spin in (("UMAP neighbours", self.neighbors_spin), ("min dist", self.min_dist_spin),
+                           ("t-SNE perplexity", self.perplexity_spin), ("Marker", self.marker_size_spin),
+                           ("opacity", self.marker_opacity_spin)):
+            self.settings.addWidget(QLabel(text))
+            self.settings.addWidget(spin)
+        self.settings.addStretch(1)
+        self.color_summary = QLabel("")
+        self.settings.addWidget(self.color_summary)
+
+    def _build_marker_controls(self) -> None:
         # Marker size and opacity: chosen from the point count until the user sets them
         # (10,000 large opaque markers merge into solid masses).
         self._marker_auto = True
@@ -210,15 +225,6 @@ class ProjectionView(QWidget):
         self.marker_opacity_spin.setValue(opacity)
         self.marker_size_spin.valueChanged.connect(self._on_marker_edited)
         self.marker_opacity_spin.valueChanged.connect(self._on_marker_edited)
-        self.settings = QHBoxLayout()
-        for text, spin in (("UMAP neighbours", self.neighbors_spin), ("min dist", self.min_dist_spin),
-                           ("t-SNE perplexity", self.perplexity_spin), ("Marker", self.marker_size_spin),
-                           ("opacity", self.marker_opacity_spin)):
-            self.settings.addWidget(QLabel(text))
-            self.settings.addWidget(spin)
-        self.settings.addStretch(1)
-        self.color_summary = QLabel("")
-        self.settings.addWidget(self.color_summary)
 
     def _on_marker_edited(self, *_args) -> None:
         self._marker_auto = False
