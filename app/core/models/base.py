@@ -145,13 +145,14 @@ class Autoencoder(nn.Module):
     def negative_elbo(self, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
                       samples: int = ELBO_SAMPLES) -> torch.Tensor:
         """(B,) negative ELBO (Kingma & Welling 2014, eq. 10): -log p(x | z) averaged over `samples`
-        draws z = mu + sigma * eps, plus the analytic KL(q(z|x) || N(0, I)). The draws come from a
-        generator seeded 0 for every call, so the same batch always gets the same score."""
+        draws z = mu + sigma * eps, plus the analytic KL(q(z|x) || N(0, I)). The `samples` noise
+        vectors eps come from a generator seeded 0 and are shared by every sample (common random
+        numbers): each score is still a Monte Carlo ELBO, and it does not depend on batching."""
         generator = torch.Generator(device="cpu").manual_seed(0)
+        noise = torch.randn((samples, mu.shape[1]), generator=generator, dtype=mu.dtype).to(mu.device)
         std = torch.exp(0.5 * logvar)
         rec = torch.zeros(len(x), device=x.device, dtype=mu.dtype)
-        for _ in range(samples):
-            eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
+        for eps in noise:
             rec = rec + reconstruction_loss(self.decode_logits(mu + std * eps), x, self.loss_kind)
         return rec / samples + gaussian_kl(mu, logvar).sum(1)
 
