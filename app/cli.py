@@ -28,6 +28,17 @@ def _flag(name: str) -> str:
     return FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
 
 
+def _metavar(name: str, default) -> str:
+    """What a flag's value looks like in --help: SPEC, N, X, TEXT."""
+    if name == "spec":
+        return "SPEC"
+    if isinstance(default, int):
+        return "N"
+    if isinstance(default, float):
+        return "X"
+    return "TEXT"
+
+
 def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
     group = parser.add_argument_group(title)
     for f in dataclasses.fields(cls):
@@ -44,6 +55,9 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> 
             kwargs["type"] = type(default)
             if meta.get("choices"):
                 kwargs["choices"] = meta["choices"]
+                kwargs["metavar"] = "{" + ",".join(map(str, meta["choices"])) + "}"
+            else:   # argparse would show the dest, e.g. DATACONFIG.VAL_FRACTION
+                kwargs["metavar"] = _metavar(f.name, default)
         group.add_argument(_flag(f.name), **kwargs)
 
 
@@ -61,13 +75,30 @@ def config_from_args(args: argparse.Namespace, cls: type, **overrides):
     return cls(**values)
 
 
+# How a value looks in --help, for flags that name none themselves (argparse would show the dest).
+VALUE_METAVARS = {"out": "PATH", "data": "SPEC", "latents": "FILE.csv", "scores": "FILE.csv", "csv": "FILE.csv",
+                  "traversal": "FILE.png", "space": "FILE.toml", "size": "WIDTHxHEIGHT", "anomaly_classes": "LABELS"}
+
+
+def readable_metavars(parser: argparse.ArgumentParser) -> None:
+    """Give every value-taking flag of `parser` and its sub-commands a metavar: N, X, PATH, SPEC, ..."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                readable_metavars(sub)
+        elif action.option_strings and action.nargs != 0 and action.metavar is None and not action.choices:
+            name = action.dest.rsplit(".", 1)[-1]
+            action.metavar = VALUE_METAVARS.get(name) or {int: "N", float: "X"}.get(action.type, "TEXT")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="latent-explorer", description="Train autoencoders and explore their latent space. "
-                                     "Run with no command to open the window.")
+    parser = argparse.ArgumentParser(
+        prog="main.py", description="Train autoencoders and explore their latent space. Run with no command to "
+        "open the window; `python main.py RUN_DIR` opens a run directory in it, `python main.py SPEC` a data set.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = sub.add_parser("train", help="train a model and write a run directory")
-    train.add_argument("--out", help="run directory to write (created if missing; default with --resume: that run)")
+    train.add_argument("--out", metavar="RUN_DIR", help="run directory to write (created if missing; default with --resume: that run)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--distributed", action="store_true", help="one rank of a torchrun job: torchrun "
                        "--nproc_per_node N main.py train ... --distributed (gloo on CPU, nccl on CUDA; rank 0 writes --out)")
@@ -121,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_parser(sub)
     from app.cli_transfer import add_transfer_parser  # few-label transfer (issue 13, app/core/analysis/transfer.py)
     add_transfer_parser(sub)
+    readable_metavars(parser)
     return parser
 
 

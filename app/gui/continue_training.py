@@ -21,8 +21,8 @@ def resumable_run(window) -> Path | None:
     """The run directory of the window's current model, when it can be continued exactly."""
     from app.core.training_state import has_training_state
 
-    record = getattr(window, "_record", None)
-    path = getattr(record, "saved_to", None)
+    record = window.app.record
+    path = getattr(record, "path", None)
     return Path(path) if path is not None and has_training_state(path) else None
 
 
@@ -36,10 +36,9 @@ def continue_run(window, run_dir: str | Path, epochs: int) -> bool:
     except LatentExplorerError as exc:
         state.error(f"Cannot continue {run_dir}: {exc}")
         return False
-    plan.prepared.trainer.history[0:0] = plan.earlier_history   # the curves and the saved CSV keep them
     if not window.controller.start(plan.data_cfg, plan.model_cfg, plan.train_cfg, prepared=plan.prepared):
         return False
-    window.controller.record.saved_to = None   # the continued model is new until it is saved
+    window.controller.record.path = None   # the continued model is new until it is saved
     state.info(f"Continuing {run_dir} after epoch {plan.epochs_done}, to {epochs} epochs in all")
     return True
 
@@ -53,7 +52,7 @@ def ask_and_continue(window) -> bool:
     if window.controller.running:
         window.state.warn("Training is already running; stop it before continuing another run")
         return False
-    done = len(window._record.history)
+    done = len(window.app.record.history)
     epochs, ok = QInputDialog.getInt(window, "Continue training", f"{run_dir.name} has trained {done} epochs. "
                                      "Train up to this many epochs in all:", max(done * 2, done + 1), done + 1, 100000)
     return ok and continue_run(window, run_dir, epochs)

@@ -29,7 +29,7 @@ class ExplorerState(QObject):
     encodedChanged = Signal()         # `encoded` recomputed for data.x[view_idx] with `snapshot`
     selectionChanged = Signal()       # `selection` (positions into view_idx) changed
     hoverChanged = Signal(int)        # position into view_idx under the mouse, -1 for none
-    historyChanged = Signal()         # `history` (list of EpochResult or metrics rows) changed
+    historyChanged = Signal()         # `history` (metrics rows, app/core/run.py) changed
     reconstructionPreviewChanged = Signal()  # `preview_recon` for `preview_idx` refreshed during training
     messageRaised = Signal(str, str)  # (level: info|warning|error, text) for the status bar / dialogs
 

@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.core.config import DataConfig, ModelConfig, TrainConfig
 from app.core.errors import LatentExplorerError
-from app.gui.run_io import ModelRecord, training_metrics
+from app.core.run import Run, training_summary
 from app.gui.state import ExplorerState
 from app.gui.workers import TrainWorker, readable
 
@@ -22,32 +22,29 @@ class TrainingController(QObject):
     epochEnded = Signal(object, int)     # EpochResult, epochs planned: the trainer reports progress only
                                          # within epochs longer than its interval, so short ones move the bar here
     runStateChanged = Signal(str)        # idle | running | paused
-    trainingStopped = Signal(object)     # TrainFinished (None after a crash), once the thread has ended
-    recordChanged = Signal()             # `record` now holds a new model
+    trainingStopped = Signal(object)     # training_run.Finished (None after a crash), once the thread has ended
 
     def __init__(self, state: ExplorerState, parent: QObject | None = None):
         super().__init__(parent)
         self.state = state
         self.worker: TrainWorker | None = None
-        self.record: ModelRecord | None = None
+        self.record: Run | None = None      # the window's current model, trained here or opened
         self.device_name = ""
         self._finished = None   # the TrainFinished of the current worker, once it arrived
         self.autosave_session = None   # created at the first training; one folder per window session
         self.autosave_enabled = True
 
-    def _autosaver(self, data_cfg, train_cfg, data):
+    def _autosave_dir(self, data):
         """Each epoch's weights go to ~/.cache/latent-explorer/autosave/<session>/ (two generations),
         so a crash loses at most one epoch; the window offers them back at the next start."""
         if not self.autosave_enabled:
             return None
         from app.core.autosave import AutosaveSession
-        from app.core.session import data_info
 
         try:
             if self.autosave_session is None:
                 self.autosave_session = AutosaveSession.create(label=f"{data.name}")
-            return self.autosave_session.autosaver(data_cfg=data_cfg, train_cfg=train_cfg, modality=data.modality,
-                                                   data_info=data_info(data))
+            return self.autosave_session.path
         except (OSError, LatentExplorerError) as exc:
             self.state.warn(f"Autosave is off for this run: {readable(exc)}")
             return None
@@ -71,9 +68,8 @@ class TrainingController(QObject):
     def start(self, data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, prepared=None) -> bool:
         """Build a new model for the loaded data and train it on a worker thread. Problems (a
         setting that does not fit the data, no CUDA) become an error message; returns success.
-        `prepared`: a trainer made elsewhere, e.g. one continuing a run (app/gui/continue_training.py)."""
-        from app.core.models import model_warnings
-        from app.core.session import data_info, prepare_training
+        `prepared`: a training session made elsewhere, e.g. one continuing a run (app/gui/continue_training.py)."""
+        from app.core.session import prepare_training
 
         state = self.state
         if self.worker is not None:
@@ -84,30 +80,21 @@ class TrainingController(QObject):
             state.error("Load data before training (File > Open data…, or pick a built-in data set)")
             return False
         try:
-            prepared = prepare_training(data_cfg, model_cfg, train_cfg, data=data) if prepared is None else prepared
+            session = prepare_training(data_cfg, model_cfg, train_cfg, data=data) if prepared is None else prepared
         except LatentExplorerError as exc:
             state.error(f"Cannot start training: {exc}")
             return False
         except Exception as exc:  # noqa: BLE001 - e.g. out of memory while building; never only on the console
             state.error(f"Cannot start training: {readable(exc)}")
             return False
-        for warning in model_warnings(model_cfg, data.sample_shape):
-            state.warn(f"Note: {warning}")
-        for warning in getattr(prepared.trainer, "warnings", []):   # e.g. batch size clamped to a small table
-            state.warn(f"Note: {warning}")
-        trainer = prepared.trainer
-        self.device_name = trainer.device_name
-        generation = state.next_generation()
-        state.set_history(list(trainer.history))   # empty, or the earlier epochs of a continued run
-        self.record = ModelRecord(model=prepared.model, data_cfg=data_cfg, model_cfg=model_cfg, train_cfg=train_cfg,
-                                  modality=data.modality, data_info=data_info(data), history=trainer.history)
+        session.autosave_dir = self._autosave_dir(data)
+        self.device_name = session.trainer.device_name
+        state.set_history(session.history)   # empty, or the earlier epochs of a continued run
+        self.record = session.run
         self._finished = None
         preview = data.x[state.preview_idx] if len(state.preview_idx) else None
-        autosaver = self._autosaver(data_cfg, train_cfg, data)
-        worker = TrainWorker(trainer, preview_x=preview, generation=generation, modality=data.modality,
-                             autosaver=autosaver, parent=self)
-        if autosaver is not None:
-            autosaver.on_error = worker._autosave_failed
+        worker = TrainWorker(session, preview_x=preview, generation=state.next_generation(), modality=data.modality,
+                             parent=self)
         worker.warned.connect(self.state.warn)
         state.data_cfg = data_cfg   # the split the analysis views must use for this model
         state.run_seed = train_cfg.seed   # the maps repeat exactly for this run (projection_view)
@@ -119,10 +106,7 @@ class TrainingController(QObject):
         worker.finished.connect(self._thread_finished)
         self.worker = worker
         worker.start()
-        state.info(f"Training {model_cfg.kind} ({sum(p.numel() for p in prepared.model.parameters()):,} parameters) "
-                   f"on {trainer.device_name}: {len(prepared.train_idx):,} train / {len(prepared.val_idx):,} "
-                   f"validation samples")
-        self.recordChanged.emit()
+        state.info(f"{session.describe()[:1].upper()}{session.describe()[1:]} samples")
         self.runStateChanged.emit("running")
         return True
 
@@ -159,19 +143,22 @@ class TrainingController(QObject):
         ended = worker.wait(timeout_ms)
         if ended and self.record is not None:
             # The trainer is done with the model; queued signals may still be on their way, so read
-            # the outcome straight from it.
-            trainer = worker.trainer
-            self.record.metrics = training_metrics(trainer.history, trainer.best_epoch, "cancelled")
+            # the outcome straight from the session.
+            session = worker.session
+            self.record.history = session.history
+            self.record.metrics = training_summary(session.history, session.trainer.best_epoch, "cancelled")
         return ended
 
     # --- worker reports (queued onto the GUI thread) -------------------------------------------
     def _current(self) -> bool:
         return self.sender() is self.worker and self.worker is not None
 
-    def _epoch_ended(self, result) -> None:
+    def _epoch_ended(self, epoch) -> None:
         if self._current():
-            self.state.append_history(result)
-            self.epochEnded.emit(result, self.worker.trainer.cfg.epochs)
+            if self.record is not None:
+                self.record.history.append(epoch.row)
+            self.state.append_history(epoch.row)
+            self.epochEnded.emit(epoch.result, epoch.epochs)
 
     def _snapshot_taken(self, snapshot, preview_recon) -> None:
         if not self._current() or snapshot.generation != self.state.generation:
@@ -184,10 +171,11 @@ class TrainingController(QObject):
         if not self._current():
             return
         self._finished = finished
-        trainer = self.worker.trainer
+        session = self.worker.session
         if self.record is not None:
-            self.record.metrics = training_metrics(trainer.history, finished.best_epoch, finished.reason)
-            self.record.training_state = trainer.training_state()   # so a saved run can be continued
+            self.record.history = session.history
+            self.record.metrics = session.metrics()
+            self.record.training_state = session.trainer.training_state()   # so a saved run can be continued
         if snapshot.generation == self.state.generation:
             self.state.set_snapshot(snapshot)
         if finished.ok:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch-backed: imported where used, so the window appears before torch loads
     from app.core.snapshot import ModelSnapshot
-    from app.core.trainer import Trainer
+    from app.core.training_run import TrainingRun
 
 
 def readable(exc: BaseException) -> str:
@@ -32,29 +32,26 @@ def readable(exc: BaseException) -> str:
 
 
 class TrainWorker(QThread):
-    """Runs Trainer.run() on its own thread and forwards its events as signals.
+    """Runs a core training session (app/core/training_run.py) on its own thread and forwards its
+    events as signals: the session owns autosave, the collapse check and the metrics summary.
 
     At each epoch end (and every `snapshot_interval_s` within long epochs) it freezes a CPU copy of
     the model and reconstructs the preview samples, still on this thread, so the window only ever
     receives numpy arrays and snapshots that no one is modifying."""
 
     progressed = Signal(object)                   # TrainProgress
-    epochEnded = Signal(object)                   # EpochResult
+    epochEnded = Signal(object)                   # training_run.Epoch (the result and its metrics row)
     snapshotTaken = Signal(object, object)        # ModelSnapshot, preview reconstructions (ndarray or None)
-    trainingFinished = Signal(object, object)     # TrainFinished, final ModelSnapshot
+    trainingFinished = Signal(object, object)     # training_run.Finished, final ModelSnapshot
     errored = Signal(str)
     warned = Signal(str)                          # posterior collapse, a failed autosave: shown, training goes on
 
-    def __init__(self, trainer: Trainer, preview_x: np.ndarray | None, generation: int, modality: str,
-                 snapshot_interval_s: float = 3.0, autosaver=None, parent: QObject | None = None):
+    def __init__(self, session: TrainingRun, preview_x: np.ndarray | None, generation: int, modality: str,
+                 snapshot_interval_s: float = 3.0, parent: QObject | None = None):
         super().__init__(parent)
-        self.trainer = trainer
-        # Autosave runs here, between steps, where the weights are never half-updated.
-        self.autosaver = autosaver
-        self._collapse_warned = False
-        from app.core.trainer import TrainControl
-
-        self.control = TrainControl()
+        self.session = session
+        self.trainer = session.trainer
+        self.control = session.control
         self.preview_x = preview_x
         self.generation = generation
         self.modality = modality
@@ -82,41 +79,25 @@ class TrainWorker(QThread):
         self.snapshotTaken.emit(snap, recon)
         return snap
 
-    def _autosave_failed(self, message: str) -> None:
-        self.warned.emit(f"Autosave failed, training continues: {message}")
-
-    def _check_collapse(self, epoch: int) -> None:
-        """Warn once per run when a VAE's code stops carrying information (posterior collapse)."""
-        if self._collapse_warned or not self.trainer.model.variational:
-            return
-        from app.core.collapse import check_posterior_collapse, warmup_epochs_for
-
-        x = self.trainer._val_x if self.trainer._val_x is not None else self.trainer._train_x
-        warning = check_posterior_collapse(self.trainer.model, x, epoch, warmup_epochs_for(self.trainer.cfg))
-        if warning:
-            self._collapse_warned = True
-            self.warned.emit(warning)
-
     def run(self) -> None:  # noqa: D401 - QThread entry point
         from app.core.snapshot import ModelSnapshot
-        from app.core.trainer import EpochResult, TrainFinished, TrainProgress
+        from app.core.training_run import Epoch, Finished, Progress, TrainingWarning
 
         last_snapshot = time.perf_counter()
         try:
-            for event in self.trainer.run(self.control):
-                if self.autosaver is not None:
-                    self.autosaver.on_event(event, self.trainer.model, self.trainer.history)
-                if isinstance(event, TrainProgress):
-                    self.progressed.emit(event)
+            for event in self.session.events():
+                if isinstance(event, Progress):
+                    self.progressed.emit(event.progress)
                     if time.perf_counter() - last_snapshot > self.snapshot_interval_s:
-                        self._snapshot(event.epoch - 1)
+                        self._snapshot(event.progress.epoch - 1)
                         last_snapshot = time.perf_counter()
-                elif isinstance(event, EpochResult):
+                elif isinstance(event, Epoch):
                     self.epochEnded.emit(event)
-                    self._check_collapse(event.epoch)
-                    self._snapshot(event.epoch)
+                    self._snapshot(event.result.epoch)
                     last_snapshot = time.perf_counter()
-                elif isinstance(event, TrainFinished):
+                elif isinstance(event, TrainingWarning):
+                    self.warned.emit(event.text[:1].upper() + event.text[1:])
+                elif isinstance(event, Finished):
                     snap = ModelSnapshot.of(self.trainer.model, self.generation, event.epochs_run, self.modality)
                     self.trainingFinished.emit(event, snap)
         except Exception as exc:  # noqa: BLE001 - must reach the user, never the console only

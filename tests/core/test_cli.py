@@ -80,3 +80,25 @@ def test_export_writes_latents_and_scores(tmp_path):
     flagged = sum(int(r.split(",")[3]) for r in score_rows[1:])
     assert 20 <= flagged <= 40   # above the 95th percentile
     assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_flag_shows_a_readable_value_name():
+    from app.cli import build_parser
+
+    parser = build_parser()
+    help_text = parser.format_help()
+    assert "python main.py RUN_DIR" in help_text
+    for command in ("train", "evaluate", "export", "search", "transfer"):
+        text = parser._subparsers._group_actions[0].choices[command].format_help()
+        assert "CONFIG." not in text and "DATACONFIG" not in text, command
+    train = parser._subparsers._group_actions[0].choices["train"].format_help()
+    assert "--val-fraction X" in train and "--latent-dim N" in train and "--data SPEC" in train
+    assert "--out RUN_DIR" in train and "--hidden N,N" in train
+
+
+def test_an_unknown_word_is_an_unknown_command_not_a_window(capsys):
+    from app.__main__ import main
+
+    assert main(["frobnicate"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown command 'frobnicate'" in err and "train" in err and "evaluate" in err

@@ -9,7 +9,6 @@ from app.core.session import data_info, prepare_training
 from app.core.trainer import train_to_end
 from app.core.training_state import has_training_state
 from app.gui.continue_training import continue_run, resumable_run
-from app.gui.run_io import save_record
 from tests.gui.window_testing import make_window
 
 CFGS = (DataConfig(spec="digits"), ModelConfig(kind="vae", latent_dim=4, hidden=(32,)))
@@ -39,7 +38,7 @@ def test_continue_training_in_the_window_matches_an_unbroken_run(qtbot, monkeypa
     assert len(window.state.history) == 4 and len(record.history) == 4
     for name, tensor in whole.state_dict().items():
         assert torch.equal(tensor, record.model.state_dict()[name].cpu()), name
-    save_record(record, tmp_path / "continued")
+    record.save(tmp_path / "continued")
     assert has_training_state(tmp_path / "continued")
     assert [int(r["epoch"]) for r in load_run(tmp_path / "continued").history] == [1, 2, 3, 4]
     assert not window.errors

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
+from app.core.checkpoint import epoch_row
 from app.core.trainer import EpochResult, TrainProgress
 from app.gui import loss_view as loss_view_module
 from app.gui.app import configure_pyqtgraph
@@ -16,10 +17,11 @@ from app.gui.loss_view import LossView, best_epoch, history_columns
 from app.gui.state import ExplorerState
 
 
-def epoch(n: int, train: float, val: float | None, kl: float = 1.0) -> EpochResult:
-    return EpochResult(epoch=n, train={"total": train, "reconstruction": train - kl, "kl": kl},
+def epoch(n: int, train: float, val: float | None, kl: float = 1.0) -> dict:
+    """One epoch's metrics row, as the window's history holds them."""
+    return epoch_row(EpochResult(epoch=n, train={"total": train, "reconstruction": train - kl, "kl": kl},
                        val=None if val is None else {"total": val, "reconstruction": val - kl, "kl": kl},
-                       seconds=0.1, samples_per_second=1000.0, beta=1.0, lr=1e-3, skipped_steps=0, best_epoch=None)
+                       seconds=0.1, samples_per_second=1000.0, beta=1.0, lr=1e-3, skipped_steps=0, best_epoch=None))
 
 
 def progress(epoch_no: int, step_in_epoch: int, loss: float, steps_per_epoch: int = 10) -> TrainProgress:

@@ -262,7 +262,7 @@ def test_close_prompt_cancel_keeps_the_window_and_save_saves(qtbot, window, monk
     monkeypatch.setattr(QMessageBox, "question", lambda *args, **kw: QMessageBox.StandardButton.Save)
     monkeypatch.setattr(export, "ask_save_path", lambda *args: str(tmp_path / "on-close"))
     assert window.close()
-    assert record.saved_to == tmp_path / "on-close" and (tmp_path / "on-close" / "model.json").is_file()
+    assert record.path == tmp_path / "on-close" and (tmp_path / "on-close" / "model.json").is_file()
 
 
 def test_close_prompt_skipped_by_environment(qtbot, window, monkeypatch):
