@@ -44,7 +44,17 @@ DISENTANGLE = Preset(
     train={"epochs": 100, "batch_size": 64, "lr": 1e-3},
 )
 
-PRESETS: dict[str, Preset] = {DISENTANGLE.name: DISENTANGLE}
+# Anomaly detection on tables (issue 11): PyOD's AutoEncoder defaults (hidden 64-32, dropout 0.2,
+# batch 32), the practitioner's start; the same values as app/core/analysis/anomaly.py's
+# TABULAR_ANOMALY_MODEL / _TRAIN, which `export --scores` recommends for tables trained otherwise.
+TABULAR_ANOMALY = Preset(
+    name="tabular-anomaly",
+    description="tables: ae, hidden 64,32, dropout 0.2, batch 32 (PyOD's AutoEncoder defaults) for anomaly scores",
+    model={"kind": "ae", "hidden": (64, 32), "dropout": 0.2},
+    train={"batch_size": 32},
+)
+
+PRESETS: dict[str, Preset] = {DISENTANGLE.name: DISENTANGLE, TABULAR_ANOMALY.name: TABULAR_ANOMALY}
 
 # Settings that give a visibly working model in about a minute on a 2-core CPU (issue 15, item 4),
 # per (built-in data set, model kind); bench/presets.py trains every pair with them.

@@ -142,3 +142,11 @@ def test_the_window_can_ask_whether_its_model_saw_the_anomaly_classes():
     assert classes_seen_in_training(data, normal, [9]) == []
     record = SimpleNamespace(data_cfg=DataConfig(spec="digits"))
     assert "--normal-classes" in seen_classes_warning(record, ["9"]) and seen_classes_warning(record, []) is None
+
+
+def test_the_tabular_anomaly_preset_holds_the_recommended_settings():
+    from app.core.analysis.anomaly import TABULAR_ANOMALY_MODEL, TABULAR_ANOMALY_TRAIN
+    from app.core.presets import get_preset
+
+    preset = get_preset("tabular-anomaly")
+    assert preset.model == TABULAR_ANOMALY_MODEL and preset.train == TABULAR_ANOMALY_TRAIN

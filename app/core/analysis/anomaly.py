@@ -203,4 +203,4 @@ def anomaly_recommendation(run) -> str | None:
     if same:
         return None
     return ("tip: for anomaly scores on a table, train with the tabular anomaly defaults (PyOD's AutoEncoder): "
-            "--model ae --hidden 64,32 --dropout 0.2 --batch-size 32")
+            "--preset tabular-anomaly (--model ae --hidden 64,32 --dropout 0.2 --batch-size 32)")
