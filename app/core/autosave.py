@@ -290,15 +290,6 @@ class AutosaveSession:
         """An Autosaver writing into this session (same keyword arguments as Autosaver)."""
         return Autosaver(self.path, **kwargs)
 
-    def set_label(self, label: str) -> None:
-        """What the recovery prompt shows (e.g. 'vae on digits'); best effort."""
-        try:
-            info = json.loads((self.path / SESSION_INFO).read_text(encoding="utf-8"))
-            info["label"] = label
-            atomic_write_text(self.path / SESSION_INFO, json.dumps(info, indent=2))
-        except (OSError, ValueError):
-            pass
-
     def latest(self) -> Path | None:
         return latest_autosave(self.path)
 

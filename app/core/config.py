@@ -27,6 +27,30 @@ MODEL_KINDS = ("ae", "sparse", "denoising", "contractive", "vae", "beta-tcvae", 
                "aae")
 VARIATIONAL_KINDS = ("vae", "beta-tcvae", "conv-vae")
 
+MLP_KINDS = ("ae", "sparse", "denoising", "contractive", "vae", "beta-tcvae", "aae")
+CONV_KINDS = ("conv-ae", "conv-vae")
+
+# Which model kinds each kind-specific setting applies to; settings not listed apply to every kind.
+# The training form shows only these for the chosen kind, and model_warnings reads MLP_KINDS.
+MODEL_FIELD_KINDS = {
+    "hidden": MLP_KINDS,
+    "activation": MLP_KINDS + CONV_KINDS,
+    "beta": VARIATIONAL_KINDS,
+    "mi_weight": ("beta-tcvae",),
+    "dim_kl_weight": ("beta-tcvae",),
+    "noise": ("denoising",),
+    "noise_level": ("denoising",),
+    "sparsity": ("sparse",),
+    "sparsity_weight": ("sparse",),
+    "sparsity_target": ("sparse",),
+    "contractive_weight": ("contractive",),
+    "channels": CONV_KINDS,
+    "rnn_cell": ("rnn-ae",),
+    "rnn_hidden": ("rnn-ae",),
+    "adversarial_weight": ("aae",),
+}
+TRAIN_FIELD_KINDS = {"kl_anneal": VARIATIONAL_KINDS, "kl_warmup_epochs": VARIATIONAL_KINDS}
+
 # One line per kind for `main.py models` and the window's form; here, not in app.core.models, so
 # the form can show it before torch has loaded.
 MODEL_KINDS_HELP: dict[str, str] = {

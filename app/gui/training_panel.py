@@ -14,31 +14,11 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea,
                                QVBoxLayout, QWidget)
 
-from app.core.config import VARIATIONAL_KINDS, DataConfig, ModelConfig, TrainConfig
+# Which settings apply to which model kind is the core's knowledge (app/core/config.py).
+from app.core.config import (MODEL_FIELD_KINDS, TRAIN_FIELD_KINDS, VARIATIONAL_KINDS, DataConfig, ModelConfig,
+                             TrainConfig)
 from app.gui.config_form import ConfigForm
 
-MLP_KINDS = ("ae", "sparse", "denoising", "contractive", "vae", "beta-tcvae", "aae")
-CONV_KINDS = ("conv-ae", "conv-vae")
-
-# Which model kinds each kind-specific field applies to; fields not listed apply to every kind.
-MODEL_FIELD_KINDS = {
-    "hidden": MLP_KINDS,
-    "activation": MLP_KINDS + CONV_KINDS,
-    "beta": VARIATIONAL_KINDS,
-    "mi_weight": ("beta-tcvae",),
-    "dim_kl_weight": ("beta-tcvae",),
-    "noise": ("denoising",),
-    "noise_level": ("denoising",),
-    "sparsity": ("sparse",),
-    "sparsity_weight": ("sparse",),
-    "sparsity_target": ("sparse",),
-    "contractive_weight": ("contractive",),
-    "channels": CONV_KINDS,
-    "rnn_cell": ("rnn-ae",),
-    "rnn_hidden": ("rnn-ae",),
-    "adversarial_weight": ("aae",),
-}
-TRAIN_FIELD_KINDS = {"kl_anneal": VARIATIONAL_KINDS, "kl_warmup_epochs": VARIATIONAL_KINDS}
 DATA_FIELDS = ("val_fraction", "split_seed")   # the rest of DataConfig comes from the data panel
 
 

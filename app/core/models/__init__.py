@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from app.core.config import MODEL_KINDS, ModelConfig, validate
+from app.core.config import MLP_KINDS, MODEL_KINDS, ModelConfig, validate
 from app.core.errors import ConfigError
 from app.core.models.aae import AdversarialAutoencoder
 from app.core.models.base import Autoencoder, ModelOutput, NonFiniteLoss, StepSettings
@@ -47,7 +47,6 @@ assert set(MODEL_KINDS_HELP) == set(MODEL_KINDS)
 
 MODALITIES = ("image", "sequence", "tabular")
 MAX_PARAMETERS = 200_000_000
-MLP_KINDS = ("ae", "sparse", "denoising", "contractive", "vae", "beta-tcvae", "aae")
 REGULARISED_ELSEWHERE = ("sparse", "denoising", "contractive", "vae", "beta-tcvae", "conv-vae", "aae")
 
 
