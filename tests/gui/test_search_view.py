@@ -36,7 +36,7 @@ def test_start_runs_the_search_and_fills_the_table(qtbot, view, tmp_path):
     view.folder_edit.setText(str(tmp_path / "s"))
     assert view.start()
     assert not view.start_button.isEnabled() and view.stop_button.isEnabled()
-    qtbot.waitUntil(lambda: view.process is None, timeout=180_000)
+    qtbot.waitUntil(lambda: view.process is None, timeout=400_000)
     assert len(view.rows) == 3 and all(r["state"] == "complete" for r in view.rows)
     assert view.table.rowCount() == 3 and view.table.horizontalHeaderItem(2).text() == "val_loss"
     view.table.sortItems(2)   # numeric sort of the objective column
@@ -70,15 +70,15 @@ def test_stop_keeps_finished_trials_and_start_resumes(qtbot, view, tmp_path):
     view.trials_box.setValue(30)
     view.folder_edit.setText(str(tmp_path / "s"))
     assert view.start()
-    qtbot.waitUntil(lambda: any(r["state"] == "complete" for r in view.rows), timeout=180_000)
+    qtbot.waitUntil(lambda: any(r["state"] == "complete" for r in view.rows), timeout=400_000)
     view.stop()
-    qtbot.waitUntil(lambda: view.process is None, timeout=120_000)
+    qtbot.waitUntil(lambda: view.process is None, timeout=400_000)
     states = [r["state"] for r in view.rows]
     assert "complete" in states and len(states) < 30 and set(states) <= {"complete", "cancelled", "waiting"}
     kept = [r["value"] for r in view.rows if r["state"] == "complete"]
     view.trials_box.setValue(len(kept) + 1)   # resume, asking for one more trial
     assert view.start()
-    qtbot.waitUntil(lambda: view.process is None, timeout=180_000)
+    qtbot.waitUntil(lambda: view.process is None, timeout=400_000)
     assert [r["value"] for r in view.rows if r["state"] == "complete"][:len(kept)] == kept
     assert sum(r["state"] == "complete" for r in view.rows) == len(kept) + 1
 
