@@ -27,8 +27,13 @@ class MessageLog(QPlainTextEdit):
         state.messageRaised.connect(self.add)
 
     def add(self, level: str, text: str) -> None:
+        """Append a line; the log follows new lines unless the user scrolled up to read older ones."""
+        bar = self.verticalScrollBar()
+        following = bar.value() >= bar.maximum() - 4
         stamp = time.strftime("%H:%M:%S")
         colour = COLOURS.get(level, COLOURS["info"])
         prefix = "" if level == "info" else f"{level}: "
         self.appendHtml(f"<span style='color:#888'>{stamp}</span> "
                         f"<span style='color:{colour}'>{html.escape(prefix + text)}</span>")
+        if following:
+            bar.setValue(bar.maximum())

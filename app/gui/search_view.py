@@ -395,7 +395,7 @@ def window_configs(window):
     from app.core.config import DataConfig
 
     split, model_cfg, train_cfg = window.training_panel.configs()
-    base = getattr(window, "_data_cfg", None)
+    base = window.state.data_cfg
     if base is None:
         data = window.state.data
         base = DataConfig(spec=data.spec if data is not None else "digits")

@@ -45,12 +45,21 @@ class ExplorerState(QObject):
         self.hover: int = -1
         self.history: list = []
         self.generation = 0   # bumps whenever the model changes; stale async results are dropped
-        self.data_cfg = None  # DataConfig (split) the current model was trained with, when known
+        # The one DataConfig of the current data: how it was loaded and the split (and normal
+        # classes) the current model was trained with; the analyses measure with it.
+        self.data_cfg = None
+        self.run_seed = 0   # TrainConfig.seed of the current model: UMAP and t-SNE are seeded with it
         self.factor_per_dim: list | None = None   # factor each latent dimension best explains (analysis)
 
     # --- writers ------------------------------------------------------------------------------
-    def set_data(self, data: Dataset, seed: int = 0) -> None:
+    def set_data(self, data: Dataset, cfg=None, seed: int | None = None) -> None:
+        """New data: everything that pointed into the old data (selection, hover, encodings) is
+        cleared here, in one place, and said so by signal, so no view keeps a stale one."""
+        had_selection, had_hover = len(self.selection) > 0, self.hover >= 0
         self.data = data
+        if cfg is not None:
+            self.data_cfg = cfg
+        seed = (int(cfg.split_seed) if cfg is not None else 0) if seed is None else seed
         rng = np.random.default_rng(seed)
         n = data.n
         self.view_idx = np.sort(rng.choice(n, MAX_EXPLORED_SAMPLES, replace=False)) if n > MAX_EXPLORED_SAMPLES \
@@ -61,6 +70,10 @@ class ExplorerState(QObject):
         self.selection = np.zeros(0, dtype=np.int64)
         self.hover = -1
         self.dataChanged.emit()
+        if had_selection:
+            self.selectionChanged.emit()
+        if had_hover:
+            self.hoverChanged.emit(-1)
 
     def set_snapshot(self, snapshot: ModelSnapshot | None) -> None:
         self.snapshot = snapshot
