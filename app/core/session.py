@@ -120,13 +120,9 @@ def load_data_for_run(run, spec: str | None = None, limit: int = 0) -> Dataset:
     options, the training normalisation for tabular data, and a shape check."""
     import dataclasses
 
-    from app.core.errors import DataError
-
     data_cfg = dataclasses.replace(run.data_cfg, spec=spec or run.data_cfg.spec, limit=limit or run.data_cfg.limit)
     data = load_dataset(data_cfg)
-    if tuple(data.sample_shape) != tuple(run.model.input_shape):
-        raise DataError(f"{data.name}: samples are {'x'.join(map(str, data.sample_shape))} but the model expects "
-                        f"{'x'.join(map(str, run.model.input_shape))}; use data like the model was trained on")
+    data.check_fits(run.model)
     trained_norm = run.meta.get("data_info", {}).get("normalisation") or {}
     own = data.normalisation or {}
     if trained_norm.get("mean") is not None and own.get("mean") is not None:

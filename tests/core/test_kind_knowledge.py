@@ -27,3 +27,20 @@ def test_the_kind_tables_name_real_kinds_and_real_settings():
         assert name in model_fields and set(kinds) <= set(MODEL_KINDS), name
     for name, kinds in TRAIN_FIELD_KINDS.items():
         assert name in TrainConfig.__dataclass_fields__ and set(kinds) <= set(MODEL_KINDS), name
+
+
+def test_check_fits_is_the_one_shape_check():
+    import numpy as np
+    import pytest
+
+    from app.core.data.dataset import Dataset
+    from app.core.errors import DataError
+
+    class Model:
+        input_shape = (1, 8, 8)
+
+    data = Dataset(name="d", spec="d", x=np.zeros((3, 1, 8, 8), np.float32), modality="image")
+    assert data.fits(Model()) and data.check_fits(Model()) is None
+    Model.input_shape = (1, 28, 28)
+    with pytest.raises(DataError, match="samples are 1x8x8 but the model expects 1x28x28"):
+        data.check_fits(Model())

@@ -58,6 +58,17 @@ class Dataset:
         """Images in [0,1] get a Bernoulli (BCE) decoder, everything else MSE."""
         return "bce" if self.modality == "image" and self.in_unit_range else "mse"
 
+    def fits(self, model) -> bool:
+        """Whether `model` (an Autoencoder, or a snapshot's model) takes these samples as they are."""
+        return tuple(self.sample_shape) == tuple(model.input_shape)
+
+    def check_fits(self, model) -> None:
+        """The one "does this model fit this data" check: DataError naming both shapes and the fix."""
+        if not self.fits(model):
+            have, want = "x".join(map(str, self.sample_shape)), "x".join(map(str, model.input_shape))
+            raise DataError(f"{self.name}: samples are {have} but the model expects {want}; use data like the "
+                            f"model was trained on")
+
     def split(self, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Seeded shuffle of indices into (train_idx, val_idx); val may be empty when fraction is 0."""
         if not 0.0 <= val_fraction < 1.0:
