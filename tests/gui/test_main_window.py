@@ -436,3 +436,67 @@ def test_keyboard_shortcuts_drive_training(qtbot, window):
     with qtbot.waitSignal(window.controller.trainingStopped, timeout=30_000) as stopped:
         QTest.keyClick(handle, Qt.Key.Key_Escape)
     assert stopped.args[0].reason == "cancelled"
+
+
+# --- issue 15: no lost work, no stale state ---------------------------------------------------
+def test_ctrl_t_asks_before_replacing_an_unsaved_model(qtbot, window, monkeypatch):
+    small_model(window, epochs=1)
+    with qtbot.waitSignal(window.controller.trainingStopped, timeout=120_000):
+        assert window.start_training()
+    first = window.controller.record
+    assert first.unsaved
+    window.confirm_close = True
+    monkeypatch.delenv("LATENT_EXPLORER_NO_CLOSE_PROMPT", raising=False)
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kw: (asked.append(args[2]),
+                                                                       QMessageBox.StandardButton.Cancel)[1])
+    window.train_action.trigger()
+    assert asked and "Save the trained model before training a new one?" in asked[0]
+    assert not window.controller.running and window.controller.record is first      # Cancel: nothing lost
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kw: QMessageBox.StandardButton.Discard)
+    with qtbot.waitSignal(window.controller.trainingStopped, timeout=120_000):
+        window.train_action.trigger()
+    assert window.controller.record is not first
+
+
+def test_a_data_change_clears_stale_state(qtbot, window):
+    small_model(window, epochs=1)
+    with qtbot.waitSignal(window.controller.trainingStopped, timeout=120_000):
+        assert window.start_training()
+    assert window.device_label.text().startswith("Device: ")          # no longer "Training on:"
+    qtbot.waitUntil(lambda: window.state.encoded is not None, timeout=60_000)
+    window.state.set_selection([3, 5])
+    cleared = []
+    window.state.selectionChanged.connect(lambda: cleared.append(len(window.state.selection)))
+    assert window.state.history
+    with qtbot.waitSignal(window.dataLoaded, timeout=60_000):
+        window.open_data("sines")
+    assert cleared == [0] and len(window.state.selection) == 0 and window.state.hover == -1
+    assert window.state.history == []                                   # the old model's curves went with it
+    assert window.data_panel.builtin_combo.currentData() == "sines"     # the combo names the loaded data
+    assert window.state.data_cfg.spec == "sines"                        # one DataConfig, the current data's
+
+
+def test_messages_log_follows_new_lines(window):
+    log = window.message_log
+    for i in range(300):
+        window.state.info(f"line {i}")
+    bar = log.verticalScrollBar()
+    assert bar.maximum() > 0 and bar.value() == bar.maximum()
+    bar.setValue(0)                                   # the user scrolls up to read: the log stays there
+    window.state.info("one more")
+    assert bar.value() == 0
+
+
+def test_actions_build_the_menus_and_the_shortcuts_dialog(window):
+    from app.gui.actions import ACTIONS, shortcut_rows
+
+    in_menus = {a for menu in window.menuBar().findChildren(type(window.view_menu)) for a in menu.actions()}
+    assert all(getattr(window, spec.name) in in_menus for spec in ACTIONS if spec.name)
+    texts = {a.text() for a in in_menus}
+    assert {spec.text for spec in ACTIONS if spec.name != "pause_action"} <= texts   # Pause reads Pause/Resume
+    rows = dict(shortcut_rows())
+    assert rows["Ctrl+T"] == window.train_action.toolTip()
+    box = window.show_shortcuts()
+    assert all(keys in box.text() for keys in rows)
+    box.close()
