@@ -97,7 +97,34 @@ class AnomalyView(AnalysisTab):
         for button in plot_export_buttons(self, self.plot, "anomaly_scores_histogram"):
             hist_bar.addWidget(button)
 
-        # Gallery of the highest scores
+        gallery_bar = self._build_gallery()
+        self._build_evaluation()
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addLayout(hist_bar)
+        self.plot_widget.setMinimumHeight(HISTOGRAM_MIN_HEIGHT)   # the evaluation below never squeezes it
+        left_layout.addWidget(self.plot_widget, 1)
+        left_layout.addWidget(self.eval_group, 0)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addLayout(gallery_bar)
+        right_layout.addWidget(self.gallery, 2)
+        right_layout.addWidget(self.top_list, 1)
+        splitter = QSplitter(Qt.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        self.body_layout.addWidget(splitter)
+        self.refresh()
+        self.on_encoded()
+
+    def _build_gallery(self) -> QHBoxLayout:
+        """The highest-scoring samples: a gallery (images) and a clickable list."""
+        state = self.state
         self.top_box = QSpinBox()
         self.top_box.setRange(1, 128)
         self.top_box.setValue(16)
@@ -115,7 +142,10 @@ class AnomalyView(AnalysisTab):
         gallery_bar.addWidget(QLabel("show"))
         gallery_bar.addWidget(self.top_box)
 
-        # Evaluation with labels
+        return gallery_bar
+
+    def _build_evaluation(self) -> None:
+        """ROC AUC / average precision against PCA and IsolationForest for classes declared anomalous."""
         self.eval_group = QGroupBox("Evaluate with labels")
         self.classes_edit = QLineEdit()
         self.classes_edit.setPlaceholderText("e.g. 9 or 8,9 (label values or names)")
@@ -148,28 +178,6 @@ class AnomalyView(AnalysisTab):
         eval_layout.addWidget(self.detection_table)
         eval_layout.addWidget(self.detection_note)
         self.detection_table.setVisible(False)
-
-        left = QWidget()
-        left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addLayout(hist_bar)
-        self.plot_widget.setMinimumHeight(HISTOGRAM_MIN_HEIGHT)   # the evaluation below never squeezes it
-        left_layout.addWidget(self.plot_widget, 1)
-        left_layout.addWidget(self.eval_group, 0)
-        right = QWidget()
-        right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(0, 0, 0, 0)
-        right_layout.addLayout(gallery_bar)
-        right_layout.addWidget(self.gallery, 2)
-        right_layout.addWidget(self.top_list, 1)
-        splitter = QSplitter(Qt.Horizontal)
-        splitter.addWidget(left)
-        splitter.addWidget(right)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        self.body_layout.addWidget(splitter)
-        self.refresh()
-        self.on_encoded()
 
     # --- state --------------------------------------------------------------------------------
     stale_on = ("encoding",)   # an evaluation is of the scores it was started with
