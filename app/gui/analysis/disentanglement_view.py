@@ -57,64 +57,8 @@ class DisentanglementView(AnalysisTab):
                                 "three metrics (seconds to a minute on 10,000 samples)")
         self.controls.insertWidget(0, self.dci_box)
 
-        # Per-dimension bars
-        self.active_label = big_label(scale=1.4)
-        self.active_label.setToolTip(f"Burda et al. (2016): a unit is active when the variance of its mean code "
-                                     f"over the samples exceeds {ACTIVE_THRESHOLD}")
-        self.bars_widget = pg.GraphicsLayoutWidget()
-        self.kl_plot = self.bars_widget.addPlot(row=0, col=0)
-        self.kl_plot.setLabel("left", "KL (nats)")
-        self.kl_plot.setTitle("Mean KL per dimension", size="9pt")
-        self.kl_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=KL_BRUSH)
-        self.kl_plot.addItem(self.kl_bars)
-        self.var_plot = self.bars_widget.addPlot(row=1, col=0)
-        self.var_plot.setLabel("left", "variance of mean code")
-        self.var_plot.setLabel("bottom", "latent dimension")
-        self.var_plot.setTitle("Activity (grey: inactive)", size="9pt")
-        self.var_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brushes=[])
-        self.var_plot.addItem(self.var_bars)
-        self.threshold_line = pg.InfiniteLine(pos=ACTIVE_THRESHOLD, angle=0, movable=False, pen=THRESHOLD_PEN)
-        self.threshold_line.setToolTip(f"Active-unit threshold: variance {ACTIVE_THRESHOLD}")
-        self.var_plot.addItem(self.threshold_line)
-        self.var_plot.setXLink(self.kl_plot)
-        for plot in (self.kl_plot, self.var_plot):
-            plot.showGrid(y=True, alpha=0.2)
-            plain_numbers(plot.getAxis("left"))
-            plot.setMenuEnabled(False, enableViewBoxMenu=True)
-        bars_bar = QHBoxLayout()
-        bars_bar.addWidget(self.active_label, 1)
-        for button in plot_export_buttons(self, self.bars_widget.scene(), "latent_dimensions"):
-            bars_bar.addWidget(button)
-
-        # Metrics
-        self.metric_labels = {key: big_label(scale=1.4) for key in ("mig", "dci", "sap")}
-        self.metric_labels["mig"].setToolTip("Mutual Information Gap (Chen et al. 2018), mean codes in 20 "
-                                             "equal-width bins as in disentanglement_lib: 0 none, 1 perfect")
-        self.metric_labels["dci"].setToolTip("DCI disentanglement (Eastwood & Williams 2018), gradient-boosted trees")
-        self.metric_labels["sap"].setToolTip("Separated Attribute Predictability (Kumar et al. 2018)")
-        self.dci_detail = QLabel()
-        metrics = QGridLayout()
-        for col, (key, title) in enumerate((("mig", "MIG"), ("dci", "DCI"), ("sap", "SAP"))):
-            metrics.addWidget(QLabel(title), 0, col)
-            metrics.addWidget(self.metric_labels[key], 1, col)
-        metrics.addWidget(self.dci_detail, 2, 0, 1, 3)
-        self.metrics_note = QLabel()
-        self.metrics_note.setWordWrap(True)
-        self.factor_table = QTableWidget(0, len(FACTOR_COLUMNS))
-        self.factor_table.setHorizontalHeaderLabels([c[0] for c in FACTOR_COLUMNS])
-        self.factor_table.setToolTip("Per factor: the dimension sharing the most information with it, the gap to "
-                                     "the next one (normalised by the factor's entropy), DCI completeness, SAP gap")
-        self.dimension_table = QTableWidget(0, len(DIMENSION_COLUMNS))
-        self.dimension_table.setHorizontalHeaderLabels(list(DIMENSION_COLUMNS))
-        self.dimension_table.setToolTip("Per latent dimension: its KL, activity, and the factor it best explains "
-                                        "(mutual information over the factor's entropy, at least 0.1)")
-        for table in (self.factor_table, self.dimension_table):
-            table.setEditTriggers(QTableWidget.NoEditTriggers)
-            table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-            table.verticalHeader().setVisible(False)
-        self.export_button = QPushButton("Export tables CSV…")
-        self.export_button.setToolTip("The per-factor and per-dimension tables as CSV")
-        self.export_button.clicked.connect(self._ask_export)
+        bars_bar = self._build_bars()
+        metrics = self._build_metrics()
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -145,6 +89,71 @@ class DisentanglementView(AnalysisTab):
         self.body_layout.addWidget(splitter)
         self.refresh()
         self.on_encoded()
+
+    def _build_bars(self) -> QHBoxLayout:
+        """KL and activity per dimension, one bar each."""
+        self.active_label = big_label(scale=1.4)
+        self.active_label.setToolTip(f"Burda et al. (2016): a unit is active when the variance of its mean code "
+                                     f"over the samples exceeds {ACTIVE_THRESHOLD}")
+        self.bars_widget = pg.GraphicsLayoutWidget()
+        self.kl_plot = self.bars_widget.addPlot(row=0, col=0)
+        self.kl_plot.setLabel("left", "KL (nats)")
+        self.kl_plot.setTitle("Mean KL per dimension", size="9pt")
+        self.kl_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=KL_BRUSH)
+        self.kl_plot.addItem(self.kl_bars)
+        self.var_plot = self.bars_widget.addPlot(row=1, col=0)
+        self.var_plot.setLabel("left", "variance of mean code")
+        self.var_plot.setLabel("bottom", "latent dimension")
+        self.var_plot.setTitle("Activity (grey: inactive)", size="9pt")
+        self.var_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brushes=[])
+        self.var_plot.addItem(self.var_bars)
+        self.threshold_line = pg.InfiniteLine(pos=ACTIVE_THRESHOLD, angle=0, movable=False, pen=THRESHOLD_PEN)
+        self.threshold_line.setToolTip(f"Active-unit threshold: variance {ACTIVE_THRESHOLD}")
+        self.var_plot.addItem(self.threshold_line)
+        self.var_plot.setXLink(self.kl_plot)
+        for plot in (self.kl_plot, self.var_plot):
+            plot.showGrid(y=True, alpha=0.2)
+            plain_numbers(plot.getAxis("left"))
+            plot.setMenuEnabled(False, enableViewBoxMenu=True)
+        bars_bar = QHBoxLayout()
+        bars_bar.addWidget(self.active_label, 1)
+        for button in plot_export_buttons(self, self.bars_widget.scene(), "latent_dimensions"):
+            bars_bar.addWidget(button)
+
+        return bars_bar
+
+    def _build_metrics(self) -> QGridLayout:
+        """MIG, DCI and SAP headlines and the per-factor and per-dimension tables."""
+        self.metric_labels = {key: big_label(scale=1.4) for key in ("mig", "dci", "sap")}
+        self.metric_labels["mig"].setToolTip("Mutual Information Gap (Chen et al. 2018), mean codes in 20 "
+                                             "equal-width bins as in disentanglement_lib: 0 none, 1 perfect")
+        self.metric_labels["dci"].setToolTip("DCI disentanglement (Eastwood & Williams 2018), gradient-boosted trees")
+        self.metric_labels["sap"].setToolTip("Separated Attribute Predictability (Kumar et al. 2018)")
+        self.dci_detail = QLabel()
+        metrics = QGridLayout()
+        for col, (key, title) in enumerate((("mig", "MIG"), ("dci", "DCI"), ("sap", "SAP"))):
+            metrics.addWidget(QLabel(title), 0, col)
+            metrics.addWidget(self.metric_labels[key], 1, col)
+        metrics.addWidget(self.dci_detail, 2, 0, 1, 3)
+        self.metrics_note = QLabel()
+        self.metrics_note.setWordWrap(True)
+        self.factor_table = QTableWidget(0, len(FACTOR_COLUMNS))
+        self.factor_table.setHorizontalHeaderLabels([c[0] for c in FACTOR_COLUMNS])
+        self.factor_table.setToolTip("Per factor: the dimension sharing the most information with it, the gap to "
+                                     "the next one (normalised by the factor's entropy), DCI completeness, SAP gap")
+        self.dimension_table = QTableWidget(0, len(DIMENSION_COLUMNS))
+        self.dimension_table.setHorizontalHeaderLabels(list(DIMENSION_COLUMNS))
+        self.dimension_table.setToolTip("Per latent dimension: its KL, activity, and the factor it best explains "
+                                        "(mutual information over the factor's entropy, at least 0.1)")
+        for table in (self.factor_table, self.dimension_table):
+            table.setEditTriggers(QTableWidget.NoEditTriggers)
+            table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+            table.verticalHeader().setVisible(False)
+        self.export_button = QPushButton("Export tables CSV…")
+        self.export_button.setToolTip("The per-factor and per-dimension tables as CSV")
+        self.export_button.clicked.connect(self._ask_export)
+
+        return metrics
 
     # --- state --------------------------------------------------------------------------------
     def refresh(self) -> None:
