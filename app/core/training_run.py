@@ -108,6 +108,7 @@ class TrainingRun:
         self.autosaver = None
         self._pending: list[TrainingEvent] = []
         self._collapse_warned = False
+        self.live = None            # a LiveWriter while training into `out` (app/core/live_writer.py)
 
     def write_to(self, out: str | Path, autosave_dir: str | Path | None = None) -> None:
         """Save into `out` at the end (autosaves into out/autosave unless autosave_dir is given)."""
@@ -157,11 +158,20 @@ class TrainingRun:
         yield from self.train_events()
         yield from self.finish_events()
 
+    def _live_warnings(self, texts: list[str]) -> Iterator[TrainingEvent]:
+        for text in texts:
+            yield TrainingWarning(text)
+
     def train_events(self) -> Iterator[TrainingEvent]:
         """Iterate the trainer; a Ctrl+C inside a step ends training as cancelled."""
         for text in self.notes():
             yield TrainingWarning(text)
         self.autosaver = self._make_autosaver()
+        if self.out is not None:    # others may follow the run while it trains (issue 14)
+            from app.core.live_writer import LiveWriter
+
+            self.live = LiveWriter(self.out, len(self.earlier_history) + self.train_cfg.epochs)
+            yield from self._live_warnings(self.live.start(len(self.earlier_history)))
         try:
             for event in self.trainer.run(self.control):
                 yield from self._handle(event)
@@ -181,6 +191,8 @@ class TrainingRun:
             from app.core.checkpoint import epoch_row
 
             yield Epoch(event, epoch_row(event), self.train_cfg.epochs)
+            if self.live is not None:
+                yield from self._live_warnings(self.live.epoch_done(self, len(self.history)))
             warning = self._collapse_warning(event.epoch)
             if warning:
                 yield TrainingWarning(warning)
@@ -232,6 +244,9 @@ class TrainingRun:
                 yield TrainingWarning(f"error: {exc}")
                 run.training_state = None   # the rescue folder is not a run to resume in place
                 saved_to = yield from self._rescue(run)
+        if self.live is not None:   # a failed final save leaves "failed": the checkpoint there is older
+            yield from self._live_warnings(self.live.finish(finished.reason, finished.ok and save_error is None,
+                                                            len(self.history)))
         yield Finished(finished.reason, finished.message, finished.ok, finished.epochs_run, finished.best_epoch,
                        saved_to, save_error)
 
