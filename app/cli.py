@@ -171,6 +171,7 @@ def cmd_train(args) -> int:
     if writer:
         print(f"{session.data.summary()}\n{session.describe()}"
               + (f" across {ctx.world} processes ({ctx.backend})" if ctx else ""), file=sys.stderr)
+        print(f"follow it live: python main.py {session.out}", file=sys.stderr)  # app/core/live_writer.py
     printer = _EventPrinter(show_bar=writer and not args.quiet and sys.stderr.isatty())
     if ctx is not None:
         from app.core.distributed import distributed_events
