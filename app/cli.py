@@ -39,13 +39,25 @@ def _metavar(name: str, default) -> str:
     return "TEXT"
 
 
+def _applies_note(meta) -> str:
+    """' [kinds: vae, conv-vae; with --kl-anneal linear|cyclical]' from the field's metadata, so
+    `train --help` says which model kinds a setting is for (app/core/config.py, option)."""
+    parts = []
+    if meta.get("kinds"):
+        parts.append("kinds: " + ", ".join(meta["kinds"]))
+    if meta.get("shown_if"):
+        other, values = meta["shown_if"]
+        parts.append(f"with {_flag(other)} {'|'.join(values)}")
+    return f" [{'; '.join(parts)}]" if parts else ""
+
+
 def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
     group = parser.add_argument_group(title)
     for f in dataclasses.fields(cls):
         meta = f.metadata
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         kwargs = {"dest": f"{cls.__name__}.{f.name}", "default": None, "help": f"{meta['help']} (default: "
-                  f"{','.join(map(str, default)) if isinstance(default, tuple) else default})"}
+                  f"{','.join(map(str, default)) if isinstance(default, tuple) else default}){_applies_note(meta)}"}
         if isinstance(default, tuple):
             kwargs["type"] = str
             kwargs["metavar"] = "N,N"

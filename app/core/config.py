@@ -15,9 +15,15 @@ from app.core.errors import ConfigError
 
 
 def option(default: Any, help: str, *, choices: tuple | None = None, minimum: float | None = None,
-           maximum: float | None = None, advanced: bool = False) -> Any:
-    """A dataclass field with the metadata the CLI and the form read."""
-    meta = {"help": help, "choices": choices, "min": minimum, "max": maximum, "advanced": advanced}
+           maximum: float | None = None, advanced: bool = False, kinds: tuple | None = None,
+           shown_if: tuple[str, tuple] | None = None) -> Any:
+    """A dataclass field with the metadata the CLI and the form read.
+
+    kinds: the model kinds the setting applies to (None: every kind); the training form hides it
+    for other kinds and `train --help` names them. shown_if: (other field, its values) under which
+    the setting matters at all, e.g. the KL target only for the KL sparsity penalty."""
+    meta = {"help": help, "choices": choices, "min": minimum, "max": maximum, "advanced": advanced,
+            "kinds": kinds, "shown_if": shown_if}
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda: tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -30,26 +36,6 @@ VARIATIONAL_KINDS = ("vae", "beta-tcvae", "conv-vae")
 MLP_KINDS = ("ae", "sparse", "denoising", "contractive", "vae", "beta-tcvae", "aae")
 CONV_KINDS = ("conv-ae", "conv-vae")
 
-# Which model kinds each kind-specific setting applies to; settings not listed apply to every kind.
-# The training form shows only these for the chosen kind, and model_warnings reads MLP_KINDS.
-MODEL_FIELD_KINDS = {
-    "hidden": MLP_KINDS,
-    "activation": MLP_KINDS + CONV_KINDS,
-    "beta": VARIATIONAL_KINDS,
-    "mi_weight": ("beta-tcvae",),
-    "dim_kl_weight": ("beta-tcvae",),
-    "noise": ("denoising",),
-    "noise_level": ("denoising",),
-    "sparsity": ("sparse",),
-    "sparsity_weight": ("sparse",),
-    "sparsity_target": ("sparse",),
-    "contractive_weight": ("contractive",),
-    "channels": CONV_KINDS,
-    "rnn_cell": ("rnn-ae",),
-    "rnn_hidden": ("rnn-ae",),
-    "adversarial_weight": ("aae",),
-}
-TRAIN_FIELD_KINDS = {"kl_anneal": VARIATIONAL_KINDS, "kl_warmup_epochs": VARIATIONAL_KINDS}
 
 # One line per kind for `main.py models` and the window's form; here, not in app.core.models, so
 # the form can show it before torch has loaded.
@@ -96,29 +82,37 @@ class DataConfig:
 class ModelConfig:
     kind: str = option("vae", "Autoencoder kind", choices=MODEL_KINDS)
     latent_dim: int = option(10, "Size of the latent code", minimum=1, maximum=4096)
-    hidden: tuple = option((400,), "Hidden layer sizes of the MLP encoder (decoder mirrors it)")
+    hidden: tuple = option((400,), "Hidden layer sizes of the MLP encoder (decoder mirrors it)",
+                   kinds=MLP_KINDS)
     loss: str = option("auto", "Reconstruction loss: bce for [0,1] images, mse otherwise", choices=("auto", "bce", "mse"))
     activation: str = option("relu", "Hidden activation", choices=("relu", "elu", "tanh", "sigmoid", "leaky_relu"),
-                             advanced=True)
+                             advanced=True, kinds=MLP_KINDS + CONV_KINDS)
     dropout: float = option(0.0, "Dropout probability in hidden layers", minimum=0.0, maximum=0.9, advanced=True)
     beta: float = option(1.0, "Weight of the KL term (VAE kinds; beta-VAE when > 1); of the total correlation "
-                         "for beta-tcvae", minimum=0.0, maximum=1000.0)
+                         "for beta-tcvae", minimum=0.0, maximum=1000.0, kinds=VARIATIONAL_KINDS)
     mi_weight: float = option(1.0, "beta-tcvae: weight alpha of the index-code mutual information",
-                              minimum=0.0, maximum=1000.0, advanced=True)
+                              minimum=0.0, maximum=1000.0, advanced=True, kinds=("beta-tcvae",))
     dim_kl_weight: float = option(1.0, "beta-tcvae: weight gamma of the dimension-wise KL", minimum=0.0,
-                                  maximum=1000.0, advanced=True)
-    noise: str = option("gaussian", "Corruption of the denoising AE", choices=("gaussian", "masking"))
-    noise_level: float = option(0.3, "Std of Gaussian noise, or fraction of inputs masked", minimum=0.0, maximum=1.0)
-    sparsity: str = option("l1", "Sparsity penalty on the code", choices=("l1", "kl"))
-    sparsity_weight: float = option(1e-3, "Weight of the sparsity penalty", minimum=0.0, maximum=100.0)
-    sparsity_target: float = option(0.05, "Target mean activation rho (KL sparsity)", minimum=1e-4, maximum=0.9999)
-    contractive_weight: float = option(1e-3, "Weight of the encoder Jacobian penalty", minimum=0.0, maximum=100.0)
-    channels: tuple = option((32, 64), "Channels of the convolutional encoder stages", advanced=True)
-    rnn_cell: str = option("gru", "Recurrent cell of rnn-ae", choices=("gru", "lstm"), advanced=True)
+                                  maximum=1000.0, advanced=True, kinds=("beta-tcvae",))
+    noise: str = option("gaussian", "Corruption of the denoising AE", choices=("gaussian", "masking"),
+                       kinds=("denoising",))
+    noise_level: float = option(0.3, "Std of Gaussian noise, or fraction of inputs masked", minimum=0.0, maximum=1.0,
+                               kinds=("denoising",))
+    sparsity: str = option("l1", "Sparsity penalty on the code", choices=("l1", "kl"), kinds=("sparse",))
+    sparsity_weight: float = option(1e-3, "Weight of the sparsity penalty", minimum=0.0, maximum=100.0,
+                                    kinds=("sparse",))
+    sparsity_target: float = option(0.05, "Target mean activation rho (KL sparsity)", minimum=1e-4, maximum=0.9999,
+                                    kinds=("sparse",), shown_if=("sparsity", ("kl",)))
+    contractive_weight: float = option(1e-3, "Weight of the encoder Jacobian penalty", minimum=0.0, maximum=100.0,
+                                       kinds=("contractive",))
+    channels: tuple = option((32, 64), "Channels of the convolutional encoder stages", advanced=True,
+                            kinds=CONV_KINDS)
+    rnn_cell: str = option("gru", "Recurrent cell of rnn-ae", choices=("gru", "lstm"), advanced=True,
+                          kinds=("rnn-ae",))
     rnn_hidden: int = option(64, "Hidden size of the recurrent encoder/decoder", minimum=1, maximum=4096,
-                             advanced=True)
+                             advanced=True, kinds=("rnn-ae",))
     adversarial_weight: float = option(1.0, "Weight of the AAE's generator loss on the code", minimum=0.0,
-                                       maximum=100.0, advanced=True)
+                                       maximum=100.0, advanced=True, kinds=("aae",))
 
 
 @dataclass
@@ -133,13 +127,29 @@ class TrainConfig:
     patience: int = option(0, "Early stopping: epochs without validation improvement (0 = off)", minimum=0,
                            advanced=True)
     kl_anneal: str = option("none", "KL weight schedule (VAE kinds)", choices=("none", "linear", "cyclical"),
-                            advanced=True)
+                            advanced=True, kinds=VARIATIONAL_KINDS)
     kl_warmup_epochs: int = option(5, "Epochs of KL warm-up (length of one cycle when cyclical)", minimum=1,
-                                   advanced=True)
+                                   advanced=True, kinds=VARIATIONAL_KINDS,
+                                   shown_if=("kl_anneal", ("linear", "cyclical")))
     seed: int = option(0, "Seed of weights, shuffling and noise", minimum=0)
     device: str = option("auto", "Device: auto picks CUDA, then MPS, then CPU", choices=("auto", "cpu", "cuda", "mps"))
     nan_policy: str = option("stop", "On a NaN/Inf loss: stop, or skip the step and halve the learning rate",
                              choices=("stop", "skip"), advanced=True)
+
+
+def field_kinds(cls: type) -> dict[str, tuple]:
+    """{setting: the model kinds it applies to} for the kind-specific settings of a config class,
+    read from each field's `kinds` metadata (the one source of truth)."""
+    return {f.name: f.metadata["kinds"] for f in dataclasses.fields(cls) if f.metadata.get("kinds")}
+
+
+def applies(cfg_field: dataclasses.Field, kind: str, values: dict | None = None) -> bool:
+    """Whether a setting matters for this model kind (and, given the form's other values, at all)."""
+    kinds = cfg_field.metadata.get("kinds")
+    if kinds is not None and kind not in kinds:
+        return False
+    shown_if = cfg_field.metadata.get("shown_if")
+    return shown_if is None or values is None or values.get(shown_if[0]) in shown_if[1]
 
 
 def validate(cfg: Any) -> None:
@@ -160,6 +170,10 @@ def validate(cfg: Any) -> None:
         if isinstance(value, tuple):
             if any((not isinstance(v, int)) or isinstance(v, bool) or v < 1 or v > 65536 for v in value):
                 raise ConfigError(f"{f.name} = {value!r} must be whole numbers from 1 to 65536, e.g. 400,200")
+
+
+MODEL_FIELD_KINDS = field_kinds(ModelConfig)
+TRAIN_FIELD_KINDS = field_kinds(TrainConfig)
 
 
 def to_dict(cfg: Any) -> dict:

@@ -23,7 +23,7 @@ from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLabel,
                                QLineEdit, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
-from app.core.config import parse_int_tuple, validate
+from app.core.config import applies, parse_int_tuple, validate
 from app.core.errors import ConfigError
 
 INT_LIMIT = 2**31 - 1   # QSpinBox holds a C int
@@ -297,6 +297,13 @@ class ConfigForm(QWidget):
             # An Advanced section with nothing relevant inside is noise; hide it too.
             advanced = [n for n, f in self._fields.items() if f.metadata.get("advanced")]
             self.advanced.setVisible(any(self._shown[n] for n in advanced))
+
+    def show_for_kind(self, kind: str) -> None:
+        """Show only the settings that matter for this model kind and the form's other values, as
+        each field's `kinds` / `shown_if` metadata says (app/core/config.py)."""
+        values = {n: self.value(n) for n in self._fields}
+        for name, f in self._fields.items():
+            self.set_field_visible(name, applies(f, kind, values))
 
     def is_field_visible(self, name: str) -> bool:
         return self._shown[name]

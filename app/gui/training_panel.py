@@ -14,9 +14,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea,
                                QVBoxLayout, QWidget)
 
-# Which settings apply to which model kind is the core's knowledge (app/core/config.py).
-from app.core.config import (MODEL_FIELD_KINDS, TRAIN_FIELD_KINDS, VARIATIONAL_KINDS, DataConfig, ModelConfig,
-                             TrainConfig)
+from app.core.config import DataConfig, ModelConfig, TrainConfig
 from app.gui.config_form import ConfigForm
 
 DATA_FIELDS = ("val_fraction", "split_seed")   # the rest of DataConfig comes from the data panel
@@ -182,14 +180,8 @@ class TrainingPanel(QWidget):
 
     def _settings_changed(self) -> None:
         kind = self.model_form.value("kind")
-        for name, kinds in MODEL_FIELD_KINDS.items():
-            self.model_form.set_field_visible(name, kind in kinds)
-        if kind == "sparse":
-            self.model_form.set_field_visible("sparsity_target", self.model_form.value("sparsity") == "kl")
-        for name, kinds in TRAIN_FIELD_KINDS.items():
-            self.train_form.set_field_visible(name, kind in kinds)
-        if kind in VARIATIONAL_KINDS:
-            self.train_form.set_field_visible("kl_warmup_epochs", self.train_form.value("kl_anneal") != "none")
+        self.model_form.show_for_kind(kind)   # which settings apply: the fields' metadata (app/core/config.py)
+        self.train_form.show_for_kind(kind)
         from app.core.config import MODEL_KINDS_HELP
         self.kind_help.setText(MODEL_KINDS_HELP.get(kind, ""))
 

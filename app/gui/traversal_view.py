@@ -43,8 +43,9 @@ NO_PRIOR_TIP = ("{kind} has no prior: its codes are not pushed towards a known d
 
 
 def has_prior(snapshot) -> bool:
-    """VAE kinds have N(0, I) as their prior; the AAE matches its codes to N(0, I) adversarially."""
-    return bool(snapshot.variational or snapshot.info.get("kind") == "aae")
+    """The model class says (Autoencoder.has_prior): VAE kinds have N(0, I) as their prior; the AAE
+    matches its codes to N(0, I) adversarially."""
+    return bool(snapshot.model.has_prior)
 
 
 class _DimensionRow:

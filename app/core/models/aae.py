@@ -33,6 +33,7 @@ def discriminator_width(cfg: ModelConfig) -> int:
 
 class AdversarialAutoencoder(MLPAutoencoder):
     kind = "aae"
+    has_prior = True   # the discriminator matches the codes to N(0, I) (Makhzani et al. 2016)
 
     def __init__(self, cfg: ModelConfig, input_shape: tuple[int, ...], loss: str):
         super().__init__(cfg, input_shape, loss)

@@ -64,7 +64,8 @@ class Autoencoder(nn.Module):
     """Base class. Subclasses implement `_encode` and `decode_logits`, and may extend `loss`."""
 
     kind: str = "base"
-    variational: bool = False
+    variational: bool = False   # Gaussian encoder q(z|x): codes have a logvar, the loss a KL term
+    has_prior: bool = False     # codes are pushed towards N(0, I), so decoded draws from it mean something
 
     def __init__(self, cfg: ModelConfig, input_shape: tuple[int, ...], loss: str):
         super().__init__()

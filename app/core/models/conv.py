@@ -87,6 +87,7 @@ class ConvVAE(ConvAutoencoder):
 
     kind = "conv-vae"
     variational = True
+    has_prior = True
 
     def _make_code_heads(self, flat: int, K: int) -> None:
         self.to_mu = nn.Linear(flat, K)

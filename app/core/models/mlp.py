@@ -176,6 +176,7 @@ class VAE(Autoencoder):
 
     kind = "vae"
     variational = True
+    has_prior = True
 
     def __init__(self, cfg: ModelConfig, input_shape: tuple[int, ...], loss: str):
         super().__init__(cfg, input_shape, loss)
