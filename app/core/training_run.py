@@ -190,9 +190,9 @@ class TrainingRun:
         elif isinstance(event, EpochResult):
             from app.core.checkpoint import epoch_row
 
-            yield Epoch(event, epoch_row(event), self.train_cfg.epochs)
-            if self.live is not None:
+            if self.live is not None:   # before the Epoch event: whoever hears it finds the files written
                 yield from self._live_warnings(self.live.epoch_done(self, len(self.history)))
+            yield Epoch(event, epoch_row(event), self.train_cfg.epochs)
             warning = self._collapse_warning(event.epoch)
             if warning:
                 yield TrainingWarning(warning)
