@@ -92,12 +92,12 @@ class AppController(QObject):
             self.open_data(path, split)
 
     def open_data(self, spec: str, split: DataConfig | None = None) -> None:
-        """Load `spec` in the background (split: the training form's split settings; generated sets
-        use its seed as their generation seed too). On failure the current data and model stay."""
+        """Load `spec` in the background with the settings of `split` (every field but the spec: the
+        data panel's reading settings and the training form's split, DataPanel.load_config). On
+        failure the current data and model stay."""
         if self.closed or self.blocked_by_training("opening other data"):
             return
-        split = split or DataConfig()
-        cfg = DataConfig(spec=spec, val_fraction=split.val_fraction, split_seed=split.split_seed)
+        cfg = dataclasses.replace(split or DataConfig(), spec=spec)
         name = Path(spec).name or spec
         from app.core.data import load_dataset
 

@@ -2,11 +2,15 @@
 load something else (a built-in set, a file, a folder; dropping onto the window works too).
 
 The panel only asks for data (`openRequested`, `openFileRequested`, `openFolderRequested`); the
-main window loads it on a worker and reports through the shared state.
+main window loads it on a worker and reports through the shared state. How data is read (image
+size, label column, limit, image shape, normal classes, memory map, ...) is the DataConfig form
+below, generated from the same dataclass as the CLI's flags (folded under "Advanced"); the split
+settings live in the training panel. `load_config` joins the two for the next open.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 
 import numpy as np
@@ -14,10 +18,15 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar,
                                QPushButton, QSizePolicy, QVBoxLayout, QWidget)
 
+from app.core.config import DataConfig
 from app.core.data import BUILTIN_DATASETS
+from app.core.errors import ConfigError
+from app.gui.config_form import ConfigForm
 from app.gui.state import ExplorerState
 
 MAX_LABELS_LISTED = 12
+SPLIT_FIELDS = ("spec", "val_fraction", "split_seed")   # the spec is what is opened; the split is the training panel's
+LOAD_FIELDS = tuple(f.name for f in dataclasses.fields(DataConfig) if f.name not in SPLIT_FIELDS)
 
 
 def describe_data(data) -> list[tuple[str, str]]:
@@ -83,6 +92,8 @@ class DataPanel(QWidget):
         self.skipped.setMaximumHeight(90)
         self.skipped.setToolTip("Files the loader could not read, with the reason")
         self.skipped.hide()
+        self.form = ConfigForm(DataConfig, LOAD_FIELDS)
+        self.form.setToolTip("How the next data set is read (the same settings as `main.py train`'s data flags)")
 
         row = QHBoxLayout()
         row.addWidget(QLabel("Built-in:"))
@@ -97,6 +108,7 @@ class DataPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(row)
         layout.addLayout(buttons)
+        layout.addWidget(self.form)
         layout.addLayout(grid)
         layout.addWidget(self.summary)
         layout.addWidget(self.skipped)
@@ -107,6 +119,16 @@ class DataPanel(QWidget):
 
         state.dataChanged.connect(self.refresh)
 
+    def load_config(self, split: DataConfig) -> DataConfig | None:
+        """The DataConfig the next open uses: this form's reading settings with `split`'s split
+        fields; None (and the reason in the status bar) while a field is invalid."""
+        try:
+            settings = self.form.values()
+        except ConfigError as exc:
+            self.state.error(f"Cannot open data: {exc}")
+            return None
+        return dataclasses.replace(settings, val_fraction=split.val_fraction, split_seed=split.split_seed)
+
     def set_busy(self, text: str | None) -> None:
         """Show what is loading (None: nothing)."""
         self.busy_label.setText(text or "")
@@ -115,13 +137,16 @@ class DataPanel(QWidget):
 
     def set_enabled_for_training(self, idle: bool) -> None:
         """Other data cannot be opened while a model trains on this data."""
-        for widget in (self.builtin_combo, self.load_builtin_button, self.open_file_button, self.open_folder_button):
+        for widget in (self.builtin_combo, self.load_builtin_button, self.open_file_button, self.open_folder_button,
+                       self.form):
             widget.setEnabled(idle)
 
     def refresh(self) -> None:
         data = self.state.data
         if data is None:
             return
+        if self.state.data_cfg is not None:
+            self.form.set_values(self.state.data_cfg)   # the settings the loaded data was read with
         rows = "".join(f"<tr><td style='padding-right:8px'><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>"
                        for k, v in describe_data(data))
         self.summary.setText(f"<table>{rows}</table>")

@@ -230,10 +230,12 @@ class MainWindow(QMainWindow):
 
     # --- data and runs: dialogs in front of the controller -------------------------------------
     def open_data(self, spec: str) -> None:
-        self.app.open_data(spec, self.training.split())
+        if (cfg := self.data_panel.load_config(self.training.split())) is not None:
+            self.app.open_data(spec, cfg)
 
     def open_path(self, path: str) -> None:
-        self.app.open_path(path, self.training.split())
+        if (cfg := self.data_panel.load_config(self.training.split())) is not None:
+            self.app.open_path(path, cfg)
 
     def open_run(self, path: str) -> None:
         self.app.open_run(path)

@@ -61,6 +61,8 @@ class TrainingBinding(QObject):
         except LatentExplorerError as exc:
             self.window.state.error(f"Cannot start training: {exc}")
             return False
+        if normal_classes is None:   # the data panel's setting, unless the Anomalies tab names classes
+            normal_classes = self.window.data_panel.form.value("normal_classes")
         self.panel.reset_progress()
         self.window.loss_view.clear_live()
         if not self.app.start_training(split, model_cfg, train_cfg, normal_classes):

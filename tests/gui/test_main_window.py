@@ -188,6 +188,35 @@ def test_dropping_a_good_file_loads_it(qtbot, window, tmp_path):
     assert "3 classes" in window.data_panel.summary.text()
 
 
+def test_data_panel_settings_are_used_to_open_a_csv(qtbot, window, tmp_path):
+    """The Data panel's DataConfig form (label column, limit) is what opening data reads with."""
+    path = tmp_path / "table.csv"
+    rows = ["a,b,c,kind"] + [f"{i},{i * 0.5},{-i},{'cat' if i % 2 else 'dog'}" for i in range(40)]
+    path.write_text("\n".join(rows) + "\n")
+    form = window.data_panel.form
+    assert set(form.widgets) >= {"image_size", "label_column", "limit", "image_shape", "normal_classes",
+                                 "memory_map", "n_samples", "data_seed"}
+    assert form.advanced is not None and not form.advanced.is_expanded()   # folded until asked for
+    form.widgets["label_column"].setText("kind")
+    form.widgets["limit"].setValue(25)
+    with qtbot.waitSignal(window.dataLoaded, timeout=30_000):
+        window.open_data(str(path))
+    data = window.state.data
+    assert data.n == 25 and data.sample_shape == (3,)
+    assert data.y is not None and sorted(data.label_names) == ["cat", "dog"]
+    assert window.state.data_cfg.label_column == "kind" and window.state.data_cfg.limit == 25
+    assert "2 classes" in window.data_panel.summary.text()
+
+
+def test_a_bad_data_setting_fails_the_open_and_keeps_the_data(qtbot, window):
+    window.data_panel.form.widgets["image_shape"].setText("28x28")   # sines are sequences, not flat rows
+    data = window.state.data
+    with qtbot.waitSignal(window.dataLoadFailed, timeout=30_000):
+        window.open_data("sines")
+    assert window.state.data is data
+    assert "image-shape" in window.errors[-1] and "kept" in window.errors[-1]
+
+
 def test_data_of_another_shape_clears_the_model_but_keeps_it_savable(qtbot, window, tmp_path):
     small_model(window, epochs=1)
     with qtbot.waitSignal(window.controller.trainingStopped, timeout=120_000):
