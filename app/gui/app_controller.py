@@ -125,7 +125,7 @@ class AppController(QObject):
         state clears selection, hover and encodings (ExplorerState.set_data); a model that no longer
         fits is put aside here, with its loss curves, so no view pairs it with data of another shape."""
         snapshot, record = self.state.snapshot, self.record
-        fits = snapshot is not None and tuple(snapshot.info["input_shape"]) == tuple(data.sample_shape)
+        fits = snapshot is not None and data.fits(snapshot.model)
         if snapshot is not None and not fits:
             self.state.set_snapshot(None)
             self.state.set_history([])
@@ -147,8 +147,7 @@ class AppController(QObject):
         """Encode data.x[view_idx] with the current snapshot in the background; a newer encoding, new
         data or a new model cancels it (so what arrives always matches the state)."""
         snapshot, data = self.state.snapshot, self.state.data
-        if self.closed or snapshot is None or data is None or \
-                tuple(snapshot.info["input_shape"]) != tuple(data.sample_shape):
+        if self.closed or snapshot is None or data is None or not data.fits(snapshot.model):
             return
         generation, x = self.state.generation, data.x[self.state.view_idx]
         from app.core.analysis.api import encode

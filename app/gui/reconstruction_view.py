@@ -159,8 +159,8 @@ class ReconstructionView(QWidget):
         if snapshot is None:
             return self._message("Train or load a model to see reconstructions: inputs appear above "
                                  "what the model makes of them.")
-        model_shape = tuple(snapshot.model.input_shape)
-        if model_shape != tuple(data.sample_shape):
+        if not data.fits(snapshot.model):   # Dataset.fits: the one shape check
+            model_shape = tuple(snapshot.model.input_shape)
             return self._message(f"This model expects samples of shape {'x'.join(map(str, model_shape))}, "
                                  f"but {data.name} has {'x'.join(map(str, data.sample_shape))}: train a model "
                                  f"on this data or open data like the model's.")

@@ -103,9 +103,9 @@ class Subject:
 
 def fit_problem(model, data: Dataset) -> str | None:
     """Why `model` cannot be measured on `data` (another sample shape), or None when it can."""
-    model_shape = tuple(model.input_shape)
-    if model_shape == tuple(data.sample_shape):
+    if data.fits(model):   # Dataset.fits: the one shape check
         return None
+    model_shape = tuple(model.input_shape)
     return (f"this model expects samples of shape {'x'.join(map(str, model_shape))}, but {data.name} has "
             f"{'x'.join(map(str, data.sample_shape))}")
 
