@@ -129,13 +129,10 @@ class Autoencoder(nn.Module):
         parts["total"] = total
         return parts
 
-    def per_sample_scores(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-sample (B,) reconstruction error (squared error in data space) and, for VAE kinds,
-        the negative ELBO estimated with sampled z (negative_elbo). Used by anomaly detection."""
-        return self.scores_from(x, *self._encode(x))
-
     def scores_from(self, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """per_sample_scores for codes already computed (one encoding pass serves codes and scores)."""
+        """Per-sample (B,) reconstruction error (squared error in data space) and, for VAE kinds,
+        the negative ELBO estimated with sampled z (negative_elbo), from codes already computed
+        (one encoding pass serves codes and scores). Used by anomaly detection."""
         recon = self.decode_logits(mu)
         data_space = torch.sigmoid(recon) if self.loss_kind == "bce" else recon
         scores = {"squared_error": (data_space - x).pow(2).flatten(1).sum(1)}
