@@ -349,7 +349,6 @@ class ProjectionService:
         self._next_id = 1
         self._warmup_wanted = False
         self._warm_steps_done: set[str] = set()
-        self._warmup_error = ""
         self._tmpdir: str | None = None
         self._tmp_finalizer: Any = None
         self._closed = False
@@ -378,11 +377,6 @@ class ProjectionService:
     @property
     def warming(self) -> bool:
         return self._warmup_wanted and not self.warm and self.alive
-
-    @property
-    def warmup_error(self) -> str:
-        """Why the last warm-up failed ('' if it did not): UMAP itself will fail the same way."""
-        return self._warmup_error
 
     @property
     def pending(self) -> list[int]:
@@ -606,8 +600,7 @@ class ProjectionService:
         if kind == "warm":
             _, step, seconds, error = message
             self._warm_steps_done.add(step)
-            if error:
-                self._warmup_error = error
+            if error:   # logged; UMAP itself will then fail with the same message
                 self._warm_steps_done.update(WARMUP_STEPS)  # no point in the other steps
                 log.warning("UMAP warm-up failed: %s", error)
             else:
