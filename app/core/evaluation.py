@@ -149,15 +149,6 @@ def latents_csv(codes: np.ndarray, labels: np.ndarray | None, factors: np.ndarra
     return out.getvalue()
 
 
-def scores_csv(scores: np.ndarray, labels: np.ndarray | None, threshold: float) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["index", "score", "label", "flagged"])
-    for i, score in enumerate(scores):
-        writer.writerow([i, f"{score:.7g}", "" if labels is None else int(labels[i]), int(score > threshold)])
-    return out.getvalue()
-
-
 def export_run(run_dir: str, spec: str | None = None, limit: int = 0, latents: str | None = None,
                scores: str | None = None, traversal: str | None = None, percentile: float = 95.0,
                split: str = "all", notes: list | None = None) -> list[str]:
@@ -181,6 +172,8 @@ def export_run(run_dir: str, spec: str | None = None, limit: int = 0, latents: s
         written.append(latents)
     if scores:
         threshold = float(np.percentile(encoded.errors, percentile))
+        from app.core.analysis.api import scores_csv   # the one scores CSV, the window's too
+
         atomic_write_text(scores, scores_csv(encoded.errors, data.y, threshold))
         written.append(scores)
     if traversal:
