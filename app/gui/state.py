@@ -49,7 +49,6 @@ class ExplorerState(QObject):
         # classes) the current model was trained with; the analyses measure with it.
         self.data_cfg = None
         self.run_seed = 0   # TrainConfig.seed of the current model: UMAP and t-SNE are seeded with it
-        self.factor_per_dim: list | None = None   # factor each latent dimension best explains (analysis)
 
     # --- writers ------------------------------------------------------------------------------
     def set_data(self, data: Dataset, cfg=None, seed: int | None = None) -> None:

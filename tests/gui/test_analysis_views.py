@@ -285,19 +285,20 @@ def test_disentanglement_with_factors(qtbot, shapes):
     assert np.allclose(tab.kl_bars.opts["height"], stats.kl)
     assert np.allclose(tab.var_bars.opts["height"], stats.variance)
     assert tab.active_label.text() == f"Active units: {int(stats.active.sum())} of 5"
-    assert tab.dimension_table.rowCount() == 5 and state.factor_per_dim is None
+    assert tab.dimension_table.rowCount() == 5 and tab.report is None
     compute(qtbot, tab)
     expected = mig(state.encoded.codes, shapes.factors).score
     assert tab.metric_labels["mig"].text() == fmt(expected, 3)
     assert tab.metric_labels["dci"].text() not in ("–", "not run") and tab.metric_labels["sap"].text() != "–"
     assert tab.factor_table.rowCount() == len(shapes.factor_names)
     assert [tab.factor_table.item(r, 0).text() for r in range(tab.factor_table.rowCount())] == shapes.factor_names
-    assert len(state.factor_per_dim) == 5
-    assert all(name is None or name in shapes.factor_names for name in state.factor_per_dim)
+    factor_per_dim = tab.report.to_dict()["factor_per_dim"]
+    assert len(factor_per_dim) == 5
+    assert all(name is None or name in shapes.factor_names for name in factor_per_dim)
     assert "Per" not in tab.tables_csv() and shapes.factor_names[0] in tab.tables_csv()
     # A new encoding invalidates the factor labels.
     state.set_encoded(state.snapshot.encode_all(shapes.x), state.generation)
-    assert state.factor_per_dim is None and tab.metric_labels["mig"].text() == "–"
+    assert tab.report is None and tab.metric_labels["mig"].text() == "–"
 
 
 def test_disentanglement_without_factors(view, state):

@@ -3,9 +3,8 @@
 Per-dimension KL (VAE kinds) and activity bars redraw by themselves after each encoding (Burda et
 al.'s criterion: a unit is active when the variance of its mean code over the data exceeds 0.01).
 With ground-truth factors, "Compute metrics" runs MIG, SAP and optionally DCI in the background and
-fills the per-factor and per-dimension tables. The factor each dimension best explains is left on
-the state as `state.factor_per_dim` (a list with a factor name or None per dimension, None before
-computing) for the traversal view's row labels.
+fills the per-factor and per-dimension tables (the factor each dimension best explains is in the
+per-dimension table and in `report`, None before computing).
 """
 
 from __future__ import annotations
@@ -49,7 +48,6 @@ class DisentanglementView(AnalysisTab):
         super().__init__(state, parent)
         self.stats: DimensionStats | None = None
         self.report: DisentanglementReport | None = None
-        state.factor_per_dim = None
 
         self.dci_box = QCheckBox("Include DCI")
         self.dci_box.setChecked(True)
@@ -176,7 +174,6 @@ class DisentanglementView(AnalysisTab):
 
     def _clear_metrics(self) -> None:
         self.report = None
-        self.state.factor_per_dim = None
         for label in self.metric_labels.values():
             label.setText("–")
         self.dci_detail.setText("")
@@ -277,7 +274,6 @@ class DisentanglementView(AnalysisTab):
                 self.factor_table.setItem(r, c, _item(text))
         fit_table_height(self.factor_table)
         self._draw_dimension_table()
-        self.state.factor_per_dim = list(summary["factor_per_dim"])
         self.metrics_note.setText(f"Factors: {', '.join(report.factor_names)}; measured on the mean codes of "
                                   f"{min(len(self.state.encoded.codes), MAX_FACTOR_SAMPLES):,} explored samples.")
         self.finished("")
