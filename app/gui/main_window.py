@@ -113,7 +113,7 @@ class MainWindow(QMainWindow):
         loss_dock = self._loss_dock
         data_dock, training_dock = self._left_docks
         by_kind = {}
-        for title, view, area in build_views(self.state, self, warm_up_projections=self._warm_up_projections):
+        for title, view in build_views(self.state, self, warm_up_projections=self._warm_up_projections):
             self.views.append(view)
             # Every view starts in the right-hand area: tabifying or splitting docks across areas
             # leaves stray copies of Qt's tab bars behind in the area they left.

@@ -4,29 +4,26 @@ imports (and those of their helpers) stay out of the command line's way."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
 from app.gui.state import ExplorerState
 
-Area = Qt.DockWidgetArea
-
 
 def build_views(state: ExplorerState, parent: QWidget | None = None,
-                warm_up_projections: bool = True) -> list[tuple[str, QWidget, Area]]:
-    """(dock title, view, initial dock area) for each view that reads the shared state.
-    warm_up_projections=False skips compiling UMAP in the projection process ahead of use (tests)."""
+                warm_up_projections: bool = True) -> list[tuple[str, QWidget]]:
+    """(dock title, view) for each view that reads the shared state; where each docks is
+    app/gui/default_layout.py's (the window starts them all on the right). warm_up_projections=False skips compiling UMAP in the projection process ahead of use (tests)."""
     from app.gui.projection_view import ProjectionView
     from app.gui.reconstruction_view import ReconstructionView
     from app.gui.traversal_view import TraversalView
     from app.gui.analysis import AnalysisView
 
     return [
-        ("Latent projections", ProjectionView(state, parent, warm_up=warm_up_projections), Area.RightDockWidgetArea),
-        ("Reconstructions", ReconstructionView(state, parent), Area.BottomDockWidgetArea),
-        ("Latent traversal", TraversalView(state, parent), Area.BottomDockWidgetArea),
-        ("Analysis", AnalysisView(state, parent), Area.BottomDockWidgetArea),
-        ("Search", _search_view(state, parent), Area.BottomDockWidgetArea),
+        ("Latent projections", ProjectionView(state, parent, warm_up=warm_up_projections)),
+        ("Reconstructions", ReconstructionView(state, parent)),
+        ("Latent traversal", TraversalView(state, parent)),
+        ("Analysis", AnalysisView(state, parent)),
+        ("Search", _search_view(state, parent)),
     ]
 
 
