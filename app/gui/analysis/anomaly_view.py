@@ -12,13 +12,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGroupBox, QHBoxLayout, QHeaderView,
-                               QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSpinBox, QSplitter,
+                               QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSpinBox,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.core.analysis.api import (anomaly_detection, anomaly_scores, parse_classes, score_histogram, scores_csv,
                                    threshold_scores, top_k)
 from app.core.errors import LatentExplorerError
-from app.gui.analysis.common import AnalysisTab, fit_table_height, fmt, plain_numbers, plot_export_buttons
+from app.gui.analysis.common import AnalysisTab, fit_table_height, side_by_side, fmt, plain_numbers, plot_export_buttons
 from app.gui.export import ask_save_path, export_text
 from app.gui.image_grid import ImageGrid, cell_at
 from app.gui.reconstruction_view import sample_name
@@ -113,12 +113,7 @@ class AnomalyView(AnalysisTab):
         right_layout.addLayout(gallery_bar)
         right_layout.addWidget(self.gallery, 2)
         right_layout.addWidget(self.top_list, 1)
-        splitter = QSplitter(Qt.Horizontal)
-        splitter.addWidget(left)
-        splitter.addWidget(right)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        self.body_layout.addWidget(splitter)
+        self.body_layout.addWidget(side_by_side(left, right, (3, 2)))
         self.refresh()
         self.on_encoded()
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QStackedWidget, QToolButton,
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QSplitter, QStackedWidget, QToolButton,
                                QVBoxLayout, QWidget)
 
 from app.core.analysis.api import Split, Subject, fit_problem
@@ -46,6 +46,16 @@ def fit_table_height(table) -> None:
     if table.horizontalScrollBar().isVisible():
         height += table.horizontalScrollBar().height()
     table.setFixedHeight(max(height, 24))
+
+
+def side_by_side(left: QWidget, right: QWidget, stretch: tuple[int, int] = (1, 1)) -> QSplitter:
+    """The tabs' body: two panes in a horizontal splitter the user can drag, sized by `stretch`."""
+    splitter = QSplitter(Qt.Horizontal)
+    splitter.addWidget(left)
+    splitter.addWidget(right)
+    splitter.setStretchFactor(0, stretch[0])
+    splitter.setStretchFactor(1, stretch[1])
+    return splitter
 
 
 def big_label(text: str = "", scale: float = 1.8) -> QLabel:

@@ -13,12 +13,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QPushButton, QScrollArea,
-                               QSplitter, QTableWidget,
+                               QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.core.analysis.api import MAX_FACTOR_SAMPLES, DisentanglementReport, dimensions, disentanglement
 from app.core.latent import ACTIVE_THRESHOLD, DimensionStats
-from app.gui.analysis.common import AnalysisTab, big_label, fit_table_height, fmt, plain_numbers, plot_export_buttons
+from app.gui.analysis.common import AnalysisTab, big_label, fit_table_height, side_by_side, fmt, plain_numbers, plot_export_buttons
 from app.gui.export import ask_save_path, export_text
 from app.gui.state import ExplorerState
 
@@ -79,12 +79,7 @@ class DisentanglementView(AnalysisTab):
         right_scroll.setWidgetResizable(True)
         right_scroll.setFrameShape(QScrollArea.NoFrame)
         right_scroll.setWidget(right)
-        splitter = QSplitter(Qt.Horizontal)
-        splitter.addWidget(left)
-        splitter.addWidget(right_scroll)
-        splitter.setStretchFactor(0, 1)
-        splitter.setStretchFactor(1, 1)
-        self.body_layout.addWidget(splitter)
+        self.body_layout.addWidget(side_by_side(left, right_scroll))
         self.refresh()
         self.on_encoded()
 

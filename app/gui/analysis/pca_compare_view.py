@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QSplitter,
+from PySide6.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel,
                                QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from app.gui.analysis.common import AnalysisTab, big_label, fmt, plain_numbers, plot_export_buttons
+from app.gui.analysis.common import AnalysisTab, big_label, fmt, side_by_side, plain_numbers, plot_export_buttons
 from app.core.analysis.api import MAX_PROBE_SAMPLES, PCAReport, pca_comparison
 from app.gui.image_grid import ImageGrid
 from app.gui.reconstruction_view import sample_name
@@ -54,32 +54,7 @@ class PCACompareView(AnalysisTab):
             label.setToolTip("Mean over held-out samples of the summed squared reconstruction error, in the "
                              "data's own scale (the same units as `evaluate`'s reconstruction_error)")
 
-        # The error curve
-        self.plot_widget = pg.PlotWidget()
-        self.plot = self.plot_widget.getPlotItem()
-        self.plot.setLabel("bottom", "PCA components k")
-        self.plot.setLabel("left", "held-out error")   # short: the plot may be ~100 px tall at 1440x900
-        self.plot.showGrid(x=True, y=True, alpha=0.2)
-        plain_numbers(self.plot.getAxis("left"))
-        self.plot_widget.setMinimumHeight(150)
-        # No legend over the curve: the caption above names the colours; exports add a legend beside.
-        self.curve_item = self.plot.plot(pen=CURVE_PEN, name="PCA with k components")
-        self.model_line = pg.InfiniteLine(angle=0, movable=False, pen=MODEL_PEN)
-        self.plot.addItem(self.model_line)
-        self.model_point = pg.ScatterPlotItem(size=11, brush=MODEL_BRUSH, pen=pg.mkPen("w"),
-                                              name="autoencoder (k = latent size)")
-        self.plot.addItem(self.model_point)
-        self.log_y = QCheckBox("Log y")
-        self.log_y.setToolTip("Logarithmic error axis: shows how fast PCA's error falls for large k")
-        self.log_y.toggled.connect(self._draw_curve)
-        curve_bar = QHBoxLayout()
-        caption = QLabel("Blue: PCA's held-out error for every number of components k; red point and line: "
-                         "the autoencoder (k = its latent size)")
-        caption.setWordWrap(True)
-        curve_bar.addWidget(caption, 1)
-        curve_bar.addWidget(self.log_y)
-        for button in plot_export_buttons(self, self.plot, "pca_error_curve"):
-            curve_bar.addWidget(button)
+        curve_bar = self._build_curve()
 
         # Probes
         self.probe_table = QTableWidget(len(PROBE_ROWS), 2)
@@ -112,13 +87,37 @@ class PCACompareView(AnalysisTab):
         self.samples.addWidget(self.grid)
         self.samples.addWidget(self.lines)
 
-        splitter = QSplitter(Qt.Horizontal)
-        splitter.addWidget(left)
-        splitter.addWidget(self.samples)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        self.body_layout.addWidget(splitter)
+        self.body_layout.addWidget(side_by_side(left, self.samples, (3, 2)))
         self.refresh()
+
+    def _build_curve(self) -> QHBoxLayout:
+        """PCA's held-out error for every k, with the autoencoder as a point and a line."""
+        self.plot_widget = pg.PlotWidget()
+        self.plot = self.plot_widget.getPlotItem()
+        self.plot.setLabel("bottom", "PCA components k")
+        self.plot.setLabel("left", "held-out error")   # short: the plot may be ~100 px tall at 1440x900
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        plain_numbers(self.plot.getAxis("left"))
+        self.plot_widget.setMinimumHeight(150)
+        # No legend over the curve: the caption above names the colours; exports add a legend beside.
+        self.curve_item = self.plot.plot(pen=CURVE_PEN, name="PCA with k components")
+        self.model_line = pg.InfiniteLine(angle=0, movable=False, pen=MODEL_PEN)
+        self.plot.addItem(self.model_line)
+        self.model_point = pg.ScatterPlotItem(size=11, brush=MODEL_BRUSH, pen=pg.mkPen("w"),
+                                              name="autoencoder (k = latent size)")
+        self.plot.addItem(self.model_point)
+        self.log_y = QCheckBox("Log y")
+        self.log_y.setToolTip("Logarithmic error axis: shows how fast PCA's error falls for large k")
+        self.log_y.toggled.connect(self._draw_curve)
+        curve_bar = QHBoxLayout()
+        caption = QLabel("Blue: PCA's held-out error for every number of components k; red point and line: "
+                         "the autoencoder (k = its latent size)")
+        caption.setWordWrap(True)
+        curve_bar.addWidget(caption, 1)
+        curve_bar.addWidget(self.log_y)
+        for button in plot_export_buttons(self, self.plot, "pca_error_curve"):
+            curve_bar.addWidget(button)
+        return curve_bar
 
     # --- computing ----------------------------------------------------------------------------
     def compute(self) -> None:
