@@ -89,22 +89,7 @@ class TrainingPanel(QWidget):
         recommend_row.addWidget(self.recommend_label, 1)
         recommend_row.addWidget(self.recommend_button)
 
-        self.train_button = QPushButton("Train")
-        self.train_button.setToolTip("Train a new model with these settings on the loaded data (Ctrl+T)")
-        self.pause_button = QPushButton("Pause")
-        self.pause_button.setToolTip("Pause after the current step; the model is kept (Space)")
-        self.resume_button = QPushButton("Resume")
-        self.resume_button.setToolTip("Continue a paused training (Space)")
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop training and keep the model trained so far (Ctrl+. or Esc)")
-        self.train_button.clicked.connect(self.trainRequested)
-        self.pause_button.clicked.connect(self.pauseRequested)
-        self.resume_button.clicked.connect(self.resumeRequested)
-        self.stop_button.clicked.connect(self.stopRequested)
-        buttons = QHBoxLayout()
-        for button in (self.train_button, self.pause_button, self.resume_button, self.stop_button):
-            button.setMinimumWidth(60)   # not the style's 80: the settings column stays ~300 px (default_layout.py)
-            buttons.addWidget(button)
+        buttons = self._build_buttons()
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
@@ -124,6 +109,26 @@ class TrainingPanel(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.progress_label)
         self._settings_changed()
+
+    def _build_buttons(self) -> QHBoxLayout:
+        """Train / Pause / Resume / Stop, each asking through its signal."""
+        self.train_button = QPushButton("Train")
+        self.train_button.setToolTip("Train a new model with these settings on the loaded data (Ctrl+T)")
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setToolTip("Pause after the current step; the model is kept (Space)")
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue a paused training (Space)")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop training and keep the model trained so far (Ctrl+. or Esc)")
+        self.train_button.clicked.connect(self.trainRequested)
+        self.pause_button.clicked.connect(self.pauseRequested)
+        self.resume_button.clicked.connect(self.resumeRequested)
+        self.stop_button.clicked.connect(self.stopRequested)
+        buttons = QHBoxLayout()
+        for button in (self.train_button, self.pause_button, self.resume_button, self.stop_button):
+            button.setMinimumWidth(60)   # not the style's 80: the settings column stays ~300 px (default_layout.py)
+            buttons.addWidget(button)
+        return buttons
 
     # --- settings ----------------------------------------------------------------------------
     def configs(self) -> tuple[DataConfig, ModelConfig, TrainConfig]:
