@@ -294,6 +294,22 @@ def export_toolbar(owner, *, scale: int | None, scale_tip: str, png_tip: str, sv
     return bar_widget
 
 
+def stack_under_toolbar(owner, bar_widget, message, graphics, toolbar: bool):
+    """A figure view's layout: its export toolbar (shown when `toolbar`) above a stack of the
+    message label and the graphics; returns the stack (the view switches between the two)."""
+    from PySide6.QtWidgets import QStackedWidget, QVBoxLayout
+
+    stack = QStackedWidget()
+    stack.addWidget(message)
+    stack.addWidget(graphics)
+    layout = QVBoxLayout(owner)
+    layout.setContentsMargins(0, 0, 0, 0)
+    bar_widget.setVisible(toolbar)
+    layout.addWidget(bar_widget)
+    layout.addWidget(stack, 1)
+    return stack
+
+
 def message_label():
     """The centred, wrapped label a view shows instead of its plot when it has nothing to show."""
     from PySide6.QtCore import Qt

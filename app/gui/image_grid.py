@@ -15,10 +15,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QWidget
 
 from app.core.imaging import grid_mosaic
-from app.gui.export import ask_save_path, export_image, export_plot, export_toolbar, message_label
+from app.gui.export import ask_save_path, export_image, export_plot, export_toolbar, message_label, stack_under_toolbar
 
 CellTooltip = Callable[[int, int], str]   # (row, column) -> text
 LABEL_GAP_PX = 6   # at least this much space between two neighbouring axis labels
@@ -104,15 +104,7 @@ class ImageGrid(QWidget):
         # instead of across the blank margin an aspect-locked view leaves.
         self.graphics.ci.layout.setAlignment(self.plot, Qt.AlignmentFlag.AlignCenter)
         self.graphics.installEventFilter(self)
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.message)
-        self.stack.addWidget(self.graphics)
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        bar_widget.setVisible(toolbar)
-        layout.addWidget(bar_widget)
-        layout.addWidget(self.stack, 1)
+        self.stack = stack_under_toolbar(self, bar_widget, self.message, self.graphics, toolbar)
         self.show_message("Nothing to show yet.")
 
     # --- content ------------------------------------------------------------------------------

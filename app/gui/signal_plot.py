@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QWidget
 
-from app.gui.export import ask_save_path, export_plot, export_toolbar, message_label
+from app.gui.export import ask_save_path, export_plot, export_toolbar, message_label, stack_under_toolbar
 
 # Tableau 10: distinct on light and dark backgrounds, and the usual colours of matplotlib figures.
 CHANNEL_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -87,14 +87,7 @@ class SignalPlot(QWidget):
             svg_tip="Export these plots as an SVG figure")
         self.message = message_label()
         self.graphics = pg.GraphicsLayoutWidget()
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.message)
-        self.stack.addWidget(self.graphics)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        bar_widget.setVisible(toolbar)
-        layout.addWidget(bar_widget)
-        layout.addWidget(self.stack, 1)
+        self.stack = stack_under_toolbar(self, bar_widget, self.message, self.graphics, toolbar)
         self.show_message("Nothing to show yet.")
 
     @property
