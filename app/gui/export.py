@@ -294,6 +294,29 @@ def export_toolbar(owner, *, scale: int | None, scale_tip: str, png_tip: str, sv
     return bar_widget
 
 
+class FigureExports:
+    """The export buttons' actions of a figure widget with `export_name`, `export_png(path)`,
+    `export_svg(path)` and the `exported` / `exportFailed` signals (ImageGrid, SignalPlot)."""
+
+    def _ask_export_png(self) -> None:
+        path = ask_save_path(self, "Export PNG", self.export_name, "PNG image (*.png)")
+        if path:
+            self._export(self.export_png, path)
+
+    def _ask_export_svg(self) -> None:
+        path = ask_save_path(self, "Export SVG", self.export_name.rsplit(".", 1)[0] + ".svg", "SVG figure (*.svg)")
+        if path:
+            self._export(self.export_svg, path)
+
+    def _export(self, write, path: str) -> None:
+        try:
+            write(path)
+        except (OSError, ValueError) as exc:
+            self.exportFailed.emit(f"Could not export {path}: {exc}")
+            return
+        self.exported.emit(path)
+
+
 def stack_under_toolbar(owner, bar_widget, message, graphics, toolbar: bool):
     """A figure view's layout: its export toolbar (shown when `toolbar`) above a stack of the
     message label and the graphics; returns the stack (the view switches between the two)."""

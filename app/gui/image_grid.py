@@ -18,7 +18,8 @@ from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QWidget
 
 from app.core.imaging import grid_mosaic
-from app.gui.export import ask_save_path, export_image, export_plot, export_toolbar, message_label, stack_under_toolbar
+from app.gui.export import (FigureExports, export_image, export_plot, export_toolbar, message_label,
+                            stack_under_toolbar)
 
 CellTooltip = Callable[[int, int], str]   # (row, column) -> text
 LABEL_GAP_PX = 6   # at least this much space between two neighbouring axis labels
@@ -56,7 +57,7 @@ def cell_at(coordinate: float, count: int, size: int, pad: int) -> int:
     return int(index) if index < count and offset < size else -1
 
 
-class ImageGrid(QWidget):
+class ImageGrid(QWidget, FigureExports):
     """Shows a grid of data-space images (or one display image) with a message when there is none."""
 
     exported = Signal(str)        # a file was written at this path
@@ -267,21 +268,3 @@ class ImageGrid(QWidget):
             raise ValueError("there is no image to export yet")
         export_plot(self.plot, path)
 
-    def _ask_export_png(self) -> None:
-        path = ask_save_path(self, "Export PNG", self.export_name, "PNG image (*.png)")
-        if path:
-            self._export(self.export_png, path)
-
-    def _ask_export_svg(self) -> None:
-        name = self.export_name.rsplit(".", 1)[0] + ".svg"
-        path = ask_save_path(self, "Export SVG", name, "SVG figure (*.svg)")
-        if path:
-            self._export(self.export_svg, path)
-
-    def _export(self, write, path: str) -> None:
-        try:
-            write(path)
-        except (OSError, ValueError) as exc:
-            self.exportFailed.emit(f"Could not export {path}: {exc}")
-            return
-        self.exported.emit(path)

@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QWidget
 
-from app.gui.export import ask_save_path, export_plot, export_toolbar, message_label, stack_under_toolbar
+from app.gui.export import FigureExports, export_plot, export_toolbar, message_label, stack_under_toolbar
 
 # Tableau 10: distinct on light and dark backgrounds, and the usual colours of matplotlib figures.
 CHANNEL_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -68,7 +68,7 @@ def family_plots(title: str, family: np.ndarray, max_channels: int = 3) -> list[
             for c in range(min(family.shape[-1], max_channels))]
 
 
-class SignalPlot(QWidget):
+class SignalPlot(QWidget, FigureExports):
     exported = Signal(str)
     exportFailed = Signal(str)
 
@@ -172,20 +172,3 @@ class SignalPlot(QWidget):
             raise ValueError("there are no plots to export yet")
         export_plot(self.graphics.scene(), path)
 
-    def _ask_export_png(self) -> None:
-        path = ask_save_path(self, "Export PNG", self.export_name, "PNG image (*.png)")
-        if path:
-            self._export(self.export_png, path)
-
-    def _ask_export_svg(self) -> None:
-        path = ask_save_path(self, "Export SVG", self.export_name.rsplit(".", 1)[0] + ".svg", "SVG figure (*.svg)")
-        if path:
-            self._export(self.export_svg, path)
-
-    def _export(self, write, path: str) -> None:
-        try:
-            write(path)
-        except (OSError, ValueError) as exc:
-            self.exportFailed.emit(f"Could not export {path}: {exc}")
-            return
-        self.exported.emit(path)

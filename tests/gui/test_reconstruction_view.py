@@ -12,7 +12,6 @@ from app.core.data.dataset import Dataset
 from app.core.imaging import to_display
 from app.core.models import StepSettings, build_model
 from app.core.snapshot import ModelSnapshot
-from app.gui import signal_plot
 from app.gui.reconstruction_view import MAX_LINE_PLOTS, ReconstructionView, pair_rows
 from app.gui.state import ExplorerState
 
@@ -179,7 +178,7 @@ def test_non_image_rows_drawn_as_lines(qtbot, tmp_path, monkeypatch, modality):
     with Image.open(path) as image:
         assert image.size[0] == 900
     svg = tmp_path / "lines.svg"
-    monkeypatch.setattr(signal_plot, "ask_save_path", lambda *a: str(svg))
+    monkeypatch.setattr("app.gui.export.ask_save_path", lambda *a: str(svg))
     with qtbot.waitSignal(view.lines.exported, timeout=5000):
         view.lines.svg_button.click()
     assert b"<svg" in svg.read_bytes()

@@ -13,7 +13,6 @@ from app.core.data.dataset import Dataset
 from app.core.imaging import display_image
 from app.core.models import StepSettings, build_model
 from app.core.snapshot import ModelSnapshot
-from app.gui import image_grid
 from app.gui.state import ExplorerState
 from app.gui.traversal_view import MAX_GRID_DIMS, TraversalView
 
@@ -209,14 +208,14 @@ def test_grid_exports_write_pngs_at_scale(qtbot, view, tmp_path, monkeypatch):
         assert image.size == (w * 3, h * 3)
     # The toolbar buttons: the dialog is replaced, the rest is the real path.
     chosen = tmp_path / "decoded.png"
-    monkeypatch.setattr(image_grid, "ask_save_path", lambda *a: str(chosen))
+    monkeypatch.setattr("app.gui.export.ask_save_path", lambda *a: str(chosen))
     view.live_image.scale_box.setValue(5)
     with qtbot.waitSignal(view.live_image.exported, timeout=2000):
         view.live_image.png_button.click()
     with Image.open(chosen) as image:
         assert image.size == (8 * 5, 8 * 5)
     svg = tmp_path / "traversal.svg"
-    monkeypatch.setattr(image_grid, "ask_save_path", lambda *a: str(svg))
+    monkeypatch.setattr("app.gui.export.ask_save_path", lambda *a: str(svg))
     view.traversal_image.svg_button.click()
     assert b"<svg" in svg.read_bytes()
 
