@@ -58,6 +58,8 @@ class AppController(QObject):
         state.dataChanged.connect(self._encoding.cancel)        # codes of the old data are of no use
         state.snapshotChanged.connect(self._encoding.cancel)    # nor those of the old model
         self.training.trainingStopped.connect(lambda _finished: self.encode_explored())
+        from app.gui.live_run import LiveRun   # opening a run still training follows it (issue 14)
+        self.live = LiveRun(self)
 
     # --- what is current ------------------------------------------------------------------------
     @property

@@ -69,6 +69,9 @@ class MainWindow(QMainWindow):
         self._layout_restored = False
         self._build_docks()
         self.busy_label, self.busy_bar, self.device_label = status_widgets(self)
+        from app.gui.live_run import LiveBadge   # "live · updated …" while following a run (issue 14)
+        self.live_badge = LiveBadge(self.app.live, self)
+        self.statusBar().addPermanentWidget(self.live_badge)
         self._show_busy("")
         self._build_menus()
         self._connect()
