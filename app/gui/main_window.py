@@ -1,5 +1,4 @@
-"""The explorer window: docks, menus, drag and drop, dialogs and closing, around one shared
-ExplorerState.
+"""The explorer window: docks, menus, drag and drop, dialogs and closing, around one ExplorerState.
 
 Everything else (loading data and runs, encoding, training, saving, autosave recovery, the one
 current model and data config) is the AppController's (app/gui/app_controller.py), a QObject
