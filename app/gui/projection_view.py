@@ -358,6 +358,9 @@ class ProjectionView(QWidget):
             panel.set_idle("")
         self.preview.clear()
         self._rebuild_color_choices()
+        self.colouring = None                 # the old data's key (a factor's scale) must not linger
+        self.color_summary.setText("")
+        self.color_summary.setToolTip("")
         self._show_placeholder(self.state.encoded is None)
         self.runner.start()
 

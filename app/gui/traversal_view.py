@@ -585,6 +585,7 @@ class TraversalView(QWidget):
         if len(codes) < 2 or any(c is None for c in codes):
             self.interpolation = None
             widget.show_message("Select two samples in a projection to interpolate between their codes.")
+            widget.set_caption("")   # the last pair's names (perhaps of other data) must not stay
             self.gridUpdated.emit("interpolation")
             return
         images = self.snapshot.interpolate(codes[0], codes[1], INTERPOLATION_STEPS)

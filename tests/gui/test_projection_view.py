@@ -629,9 +629,11 @@ def test_one_and_three_dimensional_latents(qtbot):
 def test_new_data_clears_the_view(qtbot, encoded_view, state):
     view = encoded_view
     compute(qtbot, view, ["pca"])
+    assert view.color_summary.text() != ""
     state.set_data(blobs())
     assert view.embeddings == {} and view.pages.currentWidget() is view.placeholder
     assert view.panels["pca"].scatter.points.shape == (0, 2)
+    assert view.color_summary.text() == ""      # no colour key of the old data
 
 
 def test_shutdown_ends_the_projection_process(qtbot, encoded_view):

@@ -197,6 +197,10 @@ def test_interpolation_between_two_selected_samples(qtbot, view, vae):
     np.testing.assert_allclose(view.interpolation[0], vae.decode_one(codes[3]), atol=1e-5)
     np.testing.assert_allclose(view.interpolation[-1], vae.decode_one(codes[40]), atol=1e-5)
     assert view.interpolation_image.grid_shape == (1, 10)
+    assert "From #" in view.interpolation_image.caption.text()
+    with qtbot.waitSignal(view.gridUpdated, timeout=2000):
+        view.state.set_selection([])
+    assert view.interpolation is None and view.interpolation_image.caption.text() == ""
 
 
 def test_grid_exports_write_pngs_at_scale(qtbot, view, tmp_path, monkeypatch):
