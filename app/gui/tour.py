@@ -87,10 +87,8 @@ def run_tour(out_dir: str, epochs: int = TOUR_EPOCHS, size: str = WINDOW_SIZE) -
     panel = window.training_panel
     model = panel.model_form.widgets
     model["kind"].setCurrentIndex(model["kind"].findData("vae"))
-    model["latent_dim"].setValue(8)
-    model["hidden"].setText("256")
+    panel.apply_recommended()   # the shots show exactly what "Use recommended" gives a new user
     panel.train_form.widgets["epochs"].setValue(epochs)
-    panel.train_form.widgets["lr"].setValue(3e-3)
 
     projections = next(v for v in window.views if isinstance(v, ProjectionView))
     traversal = next(v for v in window.views if isinstance(v, TraversalView))
