@@ -66,3 +66,14 @@ def datafiles():
     import types
 
     return types.SimpleNamespace(idx_bytes=idx_bytes, write_idx=write_idx, png_bytes=png_bytes)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models train much faster on one intra-op thread than on two on a busy 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -18,12 +18,7 @@ from app.core.session import encode_all, prepare_training
 from app.core.trainer import EpochResult, train_to_end
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/core/conftest.py
 
 
 @pytest.fixture(scope="module")
