@@ -11,6 +11,11 @@ Interaction:
   in the rectangle; a drag in lasso mode selects the points inside the drawn outline. Holding Ctrl
   when the selection finishes adds to the current one (`pointsSelected(indices, additive)`).
 The widget only reports; its owner decides what the selection is and draws it with `set_selected`.
+
+Many points (issue 14): above DENSITY_MIN_POINTS points in view the plot is a density image
+(app/gui/density.py) instead of markers; zoomed in so that fewer are in view, only the points near
+the view are drawn as markers. Hover, rectangle and lasso always search every point through an
+x-ordered index (app/gui/density_index.py) and return indices into the points given to set_points.
 """
 
 from __future__ import annotations
@@ -21,57 +26,29 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem
 
+from app.gui import density
+from app.gui.density_index import XIndex, nearest_point, points_in_polygon, points_in_rect
+
 MODES = ("pan", "rect", "lasso")
 HOVER_RADIUS_PX = 8.0
 POINT_SIZE = 5
 HOVER_INTERVAL_MS = 16   # one nearest-point search per frame, however fast the mouse moves
 LASSO_STEP_PX = 2.0      # lasso vertices closer than this on screen are skipped
+# Above this many points in view the plot is a density image. Measured offscreen at 800x600 (bench/
+# scatter.py, bench/scale.py): markers pan at ~39 fps with 70,000 in view and slow in proportion
+# beyond; a density frame of 1,000,000 points costs ~30 ms whatever the count. Datasets up to this
+# size are always drawn as markers, exactly as before.
+DENSITY_MIN_POINTS = 100_000
+# Zoomed in, markers are drawn for the view plus this fraction of its size on each side, so a pan
+# moves items already drawn instead of refilling them on every step (pyqtgraph culls the off-screen
+# ones when painting); likewise the density image covers the view plus this margin.
+REGION_MARGIN = 0.25
+SELECTED_AS_POINTS_MAX = 50_000   # larger selections are a second (full-colour) density layer
+REFRESH_INTERVAL_MS = 16          # a zoom or pan re-bins at most once per frame
 
 
-# --- geometry on arrays (no Qt; unit-tested directly) ---------------------------------------------
-def points_in_rect(xy: np.ndarray, corner_a, corner_b) -> np.ndarray:
-    """Indices of the rows of xy (N, 2) inside the axis-aligned rectangle spanned by two corners."""
-    x0, x1 = sorted((float(corner_a[0]), float(corner_b[0])))
-    y0, y1 = sorted((float(corner_a[1]), float(corner_b[1])))
-    x, y = xy[:, 0], xy[:, 1]
-    return np.flatnonzero((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1))
-
-
-def points_in_polygon(xy: np.ndarray, polygon) -> np.ndarray:
-    """Indices of the rows of xy (N, 2) inside a closed polygon (M, 2), by the even-odd ray rule.
-
-    Vectorised over points, looping over the polygon's edges: a lasso has a few hundred vertices
-    and the points are pre-filtered by the polygon's bounding box, so this stays in milliseconds."""
-    poly = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
-    if len(poly) < 3 or len(xy) == 0:
-        return np.zeros(0, dtype=np.int64)
-    candidates = points_in_rect(xy, poly.min(0), poly.max(0))
-    px, py = xy[candidates, 0].astype(np.float64), xy[candidates, 1].astype(np.float64)
-    inside = np.zeros(len(candidates), dtype=bool)
-    xa, ya = poly[:, 0], poly[:, 1]
-    xb, yb = np.roll(xa, -1), np.roll(ya, -1)
-    for ax, ay, bx, by in zip(xa, ya, xb, yb):
-        if ay == by:
-            continue  # a horizontal edge never crosses a horizontal ray
-        crosses = (ay > py) != (by > py)
-        x_at = ax + (py - ay) * (bx - ax) / (by - ay)
-        inside ^= crosses & (px < x_at)
-    return candidates[inside]
-
-
-def nearest_point(xy: np.ndarray, target, pixel_size, radius_px: float = HOVER_RADIUS_PX) -> int:
-    """Index of the point nearest to `target` as the user sees it, or -1 if none is within radius_px.
-
-    Distances are measured in screen pixels (each axis divided by its pixel size), because the two
-    axes of a projection are scaled differently on screen. A brute-force numpy search over 70,000
-    points takes about a millisecond, so no spatial index (which would need rebuilding on every
-    zoom) is worth its complexity."""
-    if len(xy) == 0:
-        return -1
-    pw, ph = (max(float(s), 1e-30) for s in pixel_size)
-    d2 = ((xy[:, 0] - target[0]) / pw) ** 2 + ((xy[:, 1] - target[1]) / ph) ** 2
-    best = int(np.argmin(d2))
-    return best if d2[best] <= radius_px ** 2 else -1
+# --- geometry on arrays: app/gui/density_index.py (no Qt, unit-tested); re-exported for the views --
+__all__ = ["FastScatter", "points_in_rect", "points_in_polygon", "nearest_point", "default_marker_style", "dimmed"]
 
 
 class _PassiveScatter(pg.ScatterPlotItem):
@@ -91,6 +68,44 @@ class _UniformScatter(_PassiveScatter):
     answer is the same for every point, so it is looked up once and broadcast (tested against
     pyqtgraph's own lookup in tests/gui/test_projection_view.py).
     """
+
+    _STYLE_KEYS = ("size", "pen", "brush", "symbol")
+
+    def setData(self, *args, **kargs):
+        """As pyqtgraph's, with a fast path for coordinates given as arrays (what FastScatter does):
+        pyqtgraph allocates its record array with ``np.empty``, whose object fields numpy fills one
+        element at a time (~1 us a point: 80 ms of a 70,000-point update, 0.8-1.2 s at 1,000,000);
+        ``np.zeros`` plus one assignment per object field gives the same records in ~8 ms."""
+        pos = kargs.get("pos")
+        xy_given = isinstance(pos, np.ndarray) or ("x" in kargs and "y" in kargs)
+        if args or not xy_given or not set(kargs) <= {"x", "y", "pos", "pxMode", "useCache", *self._STYLE_KEYS}:
+            return super().setData(*args, **kargs)
+        for key in ("pxMode", "useCache"):
+            if key in kargs:
+                self.opts[key] = kargs[key]
+        for key in self._STYLE_KEYS:
+            if key in kargs:
+                getattr(self, "set" + key.title())(kargs[key], update=False)
+        if isinstance(pos, np.ndarray):
+            self.set_xy(pos[:, 0], pos[:, 1])
+        else:
+            self.set_xy(kargs["x"], kargs["y"])
+
+    def set_xy(self, x, y) -> None:
+        """Replace every point (one style for all) by the coordinates x, y."""
+        data = np.zeros(len(x), dtype=self.data.dtype)
+        for field in ("symbol", "pen", "brush", "data", "item"):
+            data[field] = None               # what np.empty would have put there
+        data["size"] = -1                    # -1: the item's size, as pyqtgraph's addPoints sets
+        data["visible"] = True
+        data["x"], data["y"] = x, y
+        self.data = data
+        self.prepareGeometryChange()
+        self.informViewBoundsChanged()
+        self.bounds = [None, None]
+        self.invalidate()
+        self.updateSpots(data)
+        self.sigPlotChanged.emit(self)
 
     def updateSpots(self, dataSet=None):
         if dataSet is None:
@@ -220,13 +235,52 @@ class _SelectionViewBox(pg.ViewBox):
     def mouseClickEvent(self, ev):
         if ev.button() == Qt.LeftButton:
             here = self.mapToView(ev.pos())
-            index = nearest_point(self.owner.points, (here.x(), here.y()), self.viewPixelSize())
+            index = self.owner.nearest_to(here.x(), here.y())
             if index >= 0:
                 ev.accept()
                 self.owner.pointsSelected.emit(np.array([index], dtype=np.int64),
                                                bool(ev.modifiers() & Qt.ControlModifier))
                 return
         super().mouseClickEvent(ev)
+
+
+class _ExtentItem(pg.GraphicsObject):
+    """Draws nothing; gives the view box the data's extent, so auto-range (set_points, the "A"
+    button) frames every point while the marker items hold only those near the view."""
+
+    def __init__(self):
+        super().__init__()
+        self._bounds = None   # (x0, x1, y0, y1) or None
+
+    def set_bounds(self, bounds) -> None:
+        self.prepareGeometryChange()
+        self._bounds = bounds
+        self.informViewBoundsChanged()
+
+    def dataBounds(self, ax, frac=1.0, orthoRange=None):
+        if self._bounds is None:
+            return None, None
+        return self._bounds[2 * ax], self._bounds[2 * ax + 1]
+
+    def boundingRect(self):
+        if self._bounds is None:
+            return QRectF()
+        x0, x1, y0, y1 = self._bounds
+        return QRectF(x0, y0, x1 - x0, y1 - y0)
+
+    def paint(self, painter, option, widget=None):
+        pass
+
+
+def _region(view, margin: float) -> tuple[float, float, float, float]:
+    """The view rectangle (x0, x1, y0, y1) grown by `margin` of its size on every side."""
+    x0, x1, y0, y1 = view
+    dx, dy = (x1 - x0) * margin, (y1 - y0) * margin
+    return x0 - dx, x1 + dx, y0 - dy, y1 + dy
+
+
+def _contains(outer, inner) -> bool:
+    return outer[0] <= inner[0] and inner[1] <= outer[1] and outer[2] <= inner[2] and inner[3] <= outer[3]
 
 
 # --- the widget -----------------------------------------------------------------------------------
@@ -241,18 +295,42 @@ class FastScatter(pg.PlotWidget):
         self._viewbox = viewbox
         self.mode = "pan"
         self.points = np.zeros((0, 2), dtype=np.float64)
-        self._group_items: list[pg.ScatterPlotItem] = []
-        self._selected_items: list[pg.ScatterPlotItem] = []   # the selected points of each group, on top
+        self._index = XIndex(self.points)
+        self._group_items: list[_UniformScatter] = []
+        self._selected_items: list[_UniformScatter] = []   # the selected points of each group, on top
         self._groups = np.zeros(0, dtype=np.int64)
         self._colors: list[QColor] = []
         self._selection = np.zeros(0, dtype=np.int64)
         self.marker_size, self.marker_opacity = POINT_SIZE, 1.0
         self._legend: pg.LegendItem | None = None
+        self._legend_entries: list[tuple[int, str]] | None = None
         self._legend_visible = True
+        plot = self.getPlotItem()
         self._highlight = _PassiveScatter(size=14, pen=pg.mkPen((0, 0, 0), width=2), brush=None,
                                              pxMode=True, symbol="o")
         self._highlight.setZValue(20)
-        self.getPlotItem().addItem(self._highlight, ignoreBounds=True)   # never part of auto-range
+        plot.addItem(self._highlight, ignoreBounds=True)   # never part of auto-range
+        # Many points: the density layers, the data's extent, and what is drawn where.
+        self._extent = _ExtentItem()
+        plot.addItem(self._extent)
+        self._density_item = pg.ImageItem(axisOrder="row-major")
+        self._density_item.setZValue(-1)
+        self._selected_density_item = pg.ImageItem(axisOrder="row-major")
+        self._selected_density_item.setZValue(5)
+        for item in (self._density_item, self._selected_density_item):
+            item.hide()
+            plot.addItem(item, ignoreBounds=True)
+        self.drawing = "points"              # "points" or "density": what the last refresh drew
+        self._drawn_region = None            # (x0, x1, y0, y1) whose points the items hold; None: all
+        self._density_key = None             # what the density image was last drawn for
+        self._rgb: tuple[np.ndarray, ...] | None = None        # per-point colour, index order, lazily
+        self._selected_layer = None          # (x, y, rgb) of a large selection, for its density layer
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(REFRESH_INTERVAL_MS)
+        self._refresh_timer.timeout.connect(self.refresh_now)
+        viewbox.sigRangeChanged.connect(self._schedule_refresh)
+        viewbox.sigResized.connect(self._schedule_refresh)
         self.setMouseTracking(True)
         self._pending_hover: QPointF | None = None
         self._hover_timer = QTimer(self)
@@ -262,57 +340,116 @@ class FastScatter(pg.PlotWidget):
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
 
     # --- data ---------------------------------------------------------------------------------
+    @property
+    def many(self) -> bool:
+        """Whether there are too many points to draw them all as markers (density/near-view mode)."""
+        return len(self.points) > DENSITY_MIN_POINTS
+
     def set_points(self, xy: np.ndarray, groups: np.ndarray | None = None, colors: list[QColor] | None = None,
                    legend: list[tuple[int, str]] | None = None) -> None:
         """Show xy (N, 2); point i is drawn with colors[groups[i]] (one item per group, one brush each).
         `legend` lists (group, text) entries to show; None shows no legend."""
         xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-        moved = not np.array_equal(xy, self.points)   # a recolouring keeps the user's zoom
-        self.clear_points()
+        moved = xy.shape != self.points.shape or not np.array_equal(xy, self.points)   # a recolouring keeps the zoom
+        if moved:
+            self._index = XIndex(xy)
+            self._extent.set_bounds(self._index.bounds() if len(xy) else None)
         self.points = xy
         if groups is None or not colors:
             groups = np.zeros(len(xy), dtype=np.int64)
             colors = colors[:1] if colors else [QColor(70, 110, 170)]
         groups = np.clip(np.asarray(groups, dtype=np.int64), 0, len(colors) - 1)
         self._groups, self._colors = groups, list(colors)
-        order = np.argsort(groups, kind="stable")
-        bounds = np.searchsorted(groups[order], np.arange(len(colors) + 1))
+        self._selection = np.zeros(0, dtype=np.int64)
+        self._selected_layer, self._rgb, self._density_key = None, None, None
+        self._ensure_items(len(colors))
+        for g, (item, overlay) in enumerate(zip(self._group_items, self._selected_items)):
+            item.setBrush(self._brush(g), update=False)
+            item.setSize(self.marker_size, update=False)
+            overlay.setBrush(self._brush(g, selected=True), update=False)
+            overlay.setSize(self.marker_size + 1, update=False)
+        self._set_legend(legend)
+        self._drawn_region = None
+        if self.many:
+            self._fill_items(np.zeros(0, dtype=np.int64))   # markers only near the view, on refresh
+        else:
+            self._fill_items(np.arange(len(xy)))
+        self.set_highlight(-1)
+        self._update_overlays()   # the selection was reset above: empty overlays
+        if moved:
+            self.getPlotItem().getViewBox().autoRange()
+        if self.many:
+            self.refresh_now()   # the first frame is already the density image, not a blank plot
+        else:
+            self._show_density(False)
+            self.drawing = "points"
+
+    def _ensure_items(self, n: int) -> None:
+        """One marker item and one selection overlay per colour group, reused across set_points
+        (creating them and their legend again cost ~40 ms of a 70,000-point update)."""
         plot = self.getPlotItem()
-        for g in range(len(colors)):
-            members = order[bounds[g]:bounds[g + 1]]
-            item = _UniformScatter(x=xy[members, 0], y=xy[members, 1], size=self.marker_size, pen=None,
-                                   brush=self._brush(g), pxMode=True, useCache=True, symbol="o")
+        while len(self._group_items) > n:
+            plot.removeItem(self._group_items.pop())
+            plot.removeItem(self._selected_items.pop())
+            self._legend_entries = None
+        while len(self._group_items) < n:
+            item = _UniformScatter(size=self.marker_size, pen=None, brush=pg.mkBrush(0, 0, 0), pxMode=True,
+                                   useCache=True, symbol="o")
             plot.addItem(item)
             self._group_items.append(item)
-            overlay = _UniformScatter(size=self.marker_size + 1, pen=None, brush=self._brush(g, selected=True),
+            overlay = _UniformScatter(size=self.marker_size + 1, pen=None, brush=pg.mkBrush(0, 0, 0),
                                       pxMode=True, useCache=True, symbol="o")
             overlay.setZValue(10)
             plot.addItem(overlay, ignoreBounds=True)   # overlays sit on existing points
             self._selected_items.append(overlay)
-        if legend:
-            self._legend = pg.LegendItem(offset=(-5, 5), labelTextSize="8pt", labelTextColor=(30, 30, 30), colCount=2 if len(legend) > 8 else 1,
+            self._legend_entries = None
+
+    def _set_legend(self, legend) -> None:
+        entries = [(int(g), str(text)) for g, text in legend] if legend else []
+        if entries == self._legend_entries and (self._legend is not None) == bool(entries):
+            return   # the same swatches: their items are the same objects, now in the new colours
+        self._remove_legend()
+        self._legend_entries = entries
+        if entries:
+            plot = self.getPlotItem()
+            self._legend = pg.LegendItem(offset=(-5, 5), labelTextSize="8pt", labelTextColor=(30, 30, 30),
+                                         colCount=2 if len(entries) > 8 else 1,
                                          brush=pg.mkBrush(255, 255, 255, 200), pen=pg.mkPen(180, 180, 180))
             self._legend.setParentItem(plot.getViewBox())
-            for g, text in legend:
+            for g, text in entries:
                 self._legend.addItem(self._selected_items[g], text)   # full colour, even while dimmed
             self._legend.setVisible(self._legend_visible)
-        self.set_highlight(-1)
-        self.set_selected(np.zeros(0, dtype=np.int64))
-        if moved:
-            plot.getViewBox().autoRange()
 
-    def clear_points(self) -> None:
-        plot = self.getPlotItem()
-        for item in self._group_items + self._selected_items:
-            plot.removeItem(item)
-        self._group_items, self._selected_items = [], []
-        self._groups, self._colors = np.zeros(0, dtype=np.int64), []
-        self._selection = np.zeros(0, dtype=np.int64)
+    def _remove_legend(self) -> None:
         if self._legend is not None:
             if self._legend.scene() is not None:
                 self._legend.scene().removeItem(self._legend)
             self._legend = None
+        self._legend_entries = None
+
+    def _fill_items(self, indices: np.ndarray) -> None:
+        """Put the points `indices` (into self.points) in their groups' marker items."""
+        groups = self._groups[indices]
+        order = np.argsort(groups, kind="stable")
+        bounds = np.searchsorted(groups[order], np.arange(len(self._colors) + 1))
+        for g, item in enumerate(self._group_items):
+            members = indices[order[bounds[g]:bounds[g + 1]]]
+            if len(members) or len(item.data):
+                item.set_xy(self.points[members, 0], self.points[members, 1])
+
+    def clear_points(self) -> None:
+        for item in self._group_items + self._selected_items:
+            if len(item.data):
+                item.set_xy(np.zeros(0), np.zeros(0))
+        self._groups, self._colors = np.zeros(0, dtype=np.int64), []
+        self._selection = np.zeros(0, dtype=np.int64)
+        self._remove_legend()
         self.points = np.zeros((0, 2), dtype=np.float64)
+        self._index = XIndex(self.points)
+        self._extent.set_bounds(None)
+        self._selected_layer, self._rgb, self._density_key, self._drawn_region = None, None, None, None
+        self._show_density(False)
+        self.drawing = "points"
         self._highlight.clear()
 
     def _brush(self, group: int, selected: bool = False) -> QBrush:
@@ -342,6 +479,16 @@ class FastScatter(pg.PlotWidget):
         return list(self._group_items)
 
     @property
+    def density_item(self) -> pg.ImageItem:
+        """The density image (shown while `drawing == "density"`)."""
+        return self._density_item
+
+    @property
+    def selected_density_item(self) -> pg.ImageItem:
+        """The full-colour density layer of a selection too large to draw as markers."""
+        return self._selected_density_item
+
+    @property
     def legend(self) -> pg.LegendItem | None:
         return self._legend
 
@@ -349,6 +496,84 @@ class FastScatter(pg.PlotWidget):
         self._legend_visible = bool(visible)
         if self._legend is not None:
             self._legend.setVisible(self._legend_visible)
+
+    # --- many points: what is drawn for the current view ----------------------------------------
+    def _schedule_refresh(self, *args) -> None:
+        if self.many and not self._refresh_timer.isActive():
+            self._refresh_timer.start()
+
+    def _view(self) -> tuple[tuple[float, float, float, float], tuple[int, int]]:
+        """((x0, x1, y0, y1) of the view, (rows, cols) of its pixels)."""
+        (x0, x1), (y0, y1) = self._viewbox.viewRange()
+        rect = self._viewbox.boundingRect()
+        return (x0, x1, y0, y1), (max(1, int(round(rect.height()))), max(1, int(round(rect.width()))))
+
+    def refresh_now(self) -> None:
+        """Draw what the current view needs with many points: the density image when more than
+        DENSITY_MIN_POINTS are in view, else markers for the points near the view. Runs on the
+        debounced range/resize signals; the benchmarks and tests call it to draw synchronously."""
+        self._refresh_timer.stop()
+        if not self.many:
+            return
+        view, pixels = self._view()
+        if self._index.count_in(*view) > DENSITY_MIN_POINTS:
+            self._draw_density(view, pixels)
+        else:
+            self._draw_near_points(view)
+        self._update_overlays()
+
+    def _draw_near_points(self, view) -> None:
+        if self.drawing == "points" and self._drawn_region is not None and _contains(self._drawn_region, view):
+            return   # panning inside what is drawn already
+        region = _region(view, REGION_MARGIN)
+        if self._index.count_in(*region) > 2 * DENSITY_MIN_POINTS:
+            region = view
+        self._drawn_region = region
+        self._fill_items(np.sort(self._index.order[self._index.sorted_in(*region)]))
+        self._show_density(False)
+        self.drawing = "points"
+
+    def _draw_density(self, view, pixels) -> None:
+        if self.drawing == "points":
+            self._fill_items(np.zeros(0, dtype=np.int64))
+            self._drawn_region = None
+        self.drawing = "density"
+        rows, cols = pixels
+        x_scale, y_scale = (view[1] - view[0]) / cols, (view[3] - view[2]) / rows
+        key = self._density_key
+        if key is not None and _contains(key[0], view) and np.allclose(key[1], (x_scale, y_scale), rtol=1e-3):
+            return   # same zoom, still inside the image drawn with a margin: a pan just moves it
+        region = _region(view, REGION_MARGIN)
+        shape = (int(round(rows * (1 + 2 * REGION_MARGIN))), int(round(cols * (1 + 2 * REGION_MARGIN))))
+        index = self._index
+        start, end = index.x_slice(region[0], region[1])
+        if self._rgb is None:
+            palette = np.array([c.getRgbF()[:3] for c in self._colors])
+            groups = np.take(self._groups, index.order)
+            self._rgb = tuple(np.take(palette[:, c], groups) for c in range(3))
+        rgb = tuple(channel[start:end] for channel in self._rgb)
+        selecting = len(self._selection) > 0
+        image, peak = density.density_rgba(index.xs[start:end], index.ys[start:end], rgb, region[:2], region[2:],
+                                           shape, dimmed=selecting)
+        rect = QRectF(region[0], region[2], region[1] - region[0], region[3] - region[2])
+        self._density_item.setImage(image, autoLevels=False)
+        self._density_item.setRect(rect)
+        self._density_item.show()
+        if self._selected_layer is not None:
+            sx, sy, srgb = self._selected_layer
+            layer, _ = density.density_rgba(sx, sy, srgb, region[:2], region[2:], shape, norm=peak)
+            self._selected_density_item.setImage(layer, autoLevels=False)
+            self._selected_density_item.setRect(rect)
+            self._selected_density_item.show()
+        else:
+            self._selected_density_item.hide()
+        self._density_key = (region, (x_scale, y_scale))
+
+    def _show_density(self, shown: bool) -> None:
+        if not shown:
+            self._density_item.hide()
+            self._selected_density_item.hide()
+            self._density_key = None
 
     # --- overlays -----------------------------------------------------------------------------
     def set_highlight(self, index: int) -> None:
@@ -364,31 +589,50 @@ class FastScatter(pg.PlotWidget):
     def set_selected(self, indices: np.ndarray) -> None:
         """Draw a selection the way Embedding Atlas does: the selected points keep their colour
         (drawn on top, per group), every other point is greyed; an empty selection restores the
-        colours and repaints at once."""
+        colours and repaints at once. With many points the density image is greyed instead, and a
+        selection of more than SELECTED_AS_POINTS_MAX points is a full-colour density layer on it."""
         indices = np.asarray(indices, dtype=np.int64)
         indices = np.unique(indices[(indices >= 0) & (indices < len(self.points))])
         was_selecting, self._selection = bool(len(self._selection)), indices
         if was_selecting != bool(len(indices)):   # dim or restore the unselected points
             for g, item in enumerate(self._group_items):
                 item.setBrush(self._brush(g))
-        if len(indices):
+        self._selected_layer = None
+        if self.many and len(indices) > SELECTED_AS_POINTS_MAX:
+            palette = np.array([c.getRgbF()[:3] for c in self._colors])
             groups = self._groups[indices]
-            order = np.argsort(groups, kind="stable")
-            bounds = np.searchsorted(groups[order], np.arange(len(self._colors) + 1))
-            for g, overlay in enumerate(self._selected_items):
-                members = indices[order[bounds[g]:bounds[g + 1]]]
-                if len(members):
-                    overlay.setData(pos=self.points[members])
-                elif len(overlay.data):
-                    overlay.clear()
+            self._selected_layer = (self.points[indices, 0], self.points[indices, 1],
+                                    tuple(np.take(palette[:, c], groups) for c in range(3)))
+        if self.many:
+            self._density_key = None   # redraw: greyed or not, and the selection layer
+            if self.drawing == "density" or was_selecting or len(indices):
+                self.refresh_now()
         else:
-            for overlay in self._selected_items:
-                if len(overlay.data):
-                    overlay.clear()
+            self._update_overlays()
         self.viewport().update()   # a cleared selection must not wait for a zoom to disappear
 
+    def _update_overlays(self) -> None:
+        """The selected points drawn as markers over the rest: all of them, except with many points
+        and a large selection: only those near the view (markers) or none (the density layer)."""
+        indices = self._selection
+        if self.many and len(indices) > SELECTED_AS_POINTS_MAX:
+            if self.drawing == "density" or self._drawn_region is None:
+                indices = indices[:0]
+            else:
+                x0, x1, y0, y1 = self._drawn_region
+                x, y = self.points[indices, 0], self.points[indices, 1]
+                indices = indices[(x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)]
+        groups = self._groups[indices]
+        order = np.argsort(groups, kind="stable")
+        bounds = np.searchsorted(groups[order], np.arange(len(self._colors) + 1))
+        for g, overlay in enumerate(self._selected_items):
+            members = indices[order[bounds[g]:bounds[g + 1]]]
+            if len(members) or len(overlay.data):
+                overlay.set_xy(self.points[members, 0], self.points[members, 1])
+
     def selected_count(self) -> int:
-        return int(sum(len(item.data) for item in self._selected_items))
+        """Number of points drawn as selected (as markers or in the selection's density layer)."""
+        return len(self._selection)
 
     def selected_indices(self) -> np.ndarray:
         """Indices of the points drawn as selected."""
@@ -403,19 +647,23 @@ class FastScatter(pg.PlotWidget):
 
     def select_rect(self, corner_a, corner_b, additive: bool = False) -> np.ndarray:
         """Select the points inside a rectangle given in data coordinates (what a drag does)."""
-        indices = points_in_rect(self.points, corner_a, corner_b)
+        indices = self._index.in_rect(corner_a, corner_b)
         self.pointsSelected.emit(indices, additive)
         return indices
 
     def select_polygon(self, polygon, additive: bool = False) -> np.ndarray:
         """Select the points inside a polygon given in data coordinates (what a lasso does)."""
-        indices = points_in_polygon(self.points, polygon)
+        indices = self._index.in_polygon(polygon)
         self.pointsSelected.emit(indices, additive)
         return indices
 
+    def nearest_to(self, x: float, y: float) -> int:
+        """Index of the point nearest to data position (x, y) within the hover radius, or -1."""
+        return self._index.nearest((x, y), self._viewbox.viewPixelSize(), HOVER_RADIUS_PX)
+
     def hover_at(self, x: float, y: float) -> int:
         """Report the point nearest to data position (x, y), if within the hover radius."""
-        index = nearest_point(self.points, (x, y), self._viewbox.viewPixelSize())
+        index = self.nearest_to(x, y)
         self.pointHovered.emit(index)
         return index
 
