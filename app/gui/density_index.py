@@ -85,11 +85,13 @@ def nearest_point(xy: np.ndarray, target, pixel_size, radius_px: float = 8.0) ->
     """Index of the point nearest to `target` as the user sees it, or -1 if none is within radius_px.
 
     Distances are measured in screen pixels (each axis divided by its pixel size), because the two
-    axes of a projection are scaled differently on screen. Ties go to the lowest index."""
+    axes of a projection are scaled differently on screen. Ties go to the lowest index; a point
+    with a NaN coordinate is never the nearest (np.argmin would pick it)."""
     if len(xy) == 0:
         return -1
     pw, ph = (max(float(s), 1e-30) for s in pixel_size)
     d2 = ((xy[:, 0] - target[0]) / pw) ** 2 + ((xy[:, 1] - target[1]) / ph) ** 2
+    d2[np.isnan(d2)] = np.inf
     best = int(np.argmin(d2))
     return best if d2[best] <= radius_px ** 2 else -1
 
