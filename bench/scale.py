@@ -1,8 +1,9 @@
-"""Issue 14 figures: data larger than memory, training across processes (H8), and a million points
-in the maps (H5's functions, added beside these). Prints each figure and one last JSON line.
+"""Issue 14 figures: data larger than memory, training across processes, and a million points in
+the maps. Prints each figure and one last JSON line.
 
     python bench/scale.py              # everything
     python bench/scale.py --only mmap,ddp
+    python bench/scale.py --only scatter
 
 mmap_train_rss_mb: resident memory above the idle process (torch and the app imported) at its peak
     while training on a generated 2,000,000 x 28 x 28 uint8 .npy (1.5 GB, written in chunks to
@@ -11,6 +12,15 @@ mmap_throughput_ratio: samples/s of the in-memory path / the memory-mapped path 
     set converted by main.py convert (784-400-20 VAE, batch 128, epochs 2-3 averaged; <= 1.2 wanted).
 ddp_speedup: epoch time of one process (all cores) / two gloo processes under torchrun (one thread
     each), same global batch, MNIST 10k, VAE 784-400-20, batch 256.
+scatter_1m_update_ms / scatter_1m_fps: bench/scatter.py's measure() with 1,000,000 points (10
+    blobs coloured by class, 800x600 offscreen): set_points + a synchronous repaint (median of 3,
+    after a first one shown apart), and 60 pan steps of 1% of the width, each with the scatter's
+    refresh and a synchronous repaint. Targets: <= 300 ms, >= 30 fps.
+hover_1m_ms: median time of hover_at at 300 positions (half near a point, half anywhere in the
+    data's extent) on the zoomed-out 1,000,000-point map (the widest hover radius in data units);
+    target <= 16 ms. rect_1m_ms / lasso_1m_ms: select_rect of a rectangle a fifth of the extent
+    wide (median of 5) and select_polygon of a 400-vertex wavy outline around about half the
+    points (median of 3), both returning indices.
 """
 
 from __future__ import annotations
@@ -135,8 +145,93 @@ def ddp_speedup(epochs: int = 3) -> dict:
             "ddp_two_process_epoch_s": round(t2, 3)}
 
 
-# name -> function returning figures; H5 adds the million-point ones here.
-FIGURES = {"mmap": lambda a: {**mmap_rss(a.mmap_seconds), **mmap_throughput()}, "ddp": lambda a: ddp_speedup()}
+def _median_ms(fn, repeats: int) -> float:
+    import statistics
+
+    times = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        fn(i)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(times)
+
+
+def scatter_queries(n: int = 1_000_000) -> dict:
+    """Hover, rectangle and lasso on an n-point FastScatter (the widget the maps use)."""
+    import numpy as np
+
+    from bench import gui_common as gc
+    from bench.scatter import blobs
+
+    gc.qt_app()
+    from app.gui import point_colors
+    from app.gui.scatter import FastScatter
+
+    scatter = FastScatter()
+    scatter.resize(800, 600)
+    scatter.show()
+    gc.run_for(0.2)
+    xy, labels = blobs(n, seed=0)
+    c = point_colors.by_class(labels)
+    scatter.set_points(xy, c.groups, c.colors, c.legend)
+    scatter.viewport().repaint()
+    rng = np.random.default_rng(1)
+    lo, hi = xy.min(0), xy.max(0)
+    near = xy[rng.integers(0, n, 150)] + rng.normal(scale=0.01, size=(150, 2))
+    anywhere = lo + rng.random((150, 2)) * (hi - lo)
+    targets = np.concatenate([near, anywhere])
+    try:
+        scatter.hover_at(*targets[0])
+        hover = _median_ms(lambda i: scatter.hover_at(*targets[i]), len(targets))
+        hover_times = []
+        for t in targets:
+            start = time.perf_counter()
+            scatter.hover_at(*t)
+            hover_times.append((time.perf_counter() - start) * 1000.0)
+        corners = lo + rng.random((5, 2)) * (hi - lo) * 0.8
+        rect_sizes = []
+
+        def rect(i):
+            rect_sizes.append(len(scatter.select_rect(corners[i], corners[i] + (hi - lo) * 0.2)))
+
+        rect_ms = _median_ms(rect, 5)
+        theta = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+        centre, radius = (lo + hi) / 2, (hi - lo) * 0.35
+        outline = np.c_[centre[0] + radius[0] * np.cos(theta) * (1 + 0.1 * np.sin(9 * theta)),
+                        centre[1] + radius[1] * np.sin(theta)]
+        lasso_sizes = []
+        lasso_ms = _median_ms(lambda i: lasso_sizes.append(len(scatter.select_polygon(outline))), 3)
+    finally:
+        scatter.close()
+        scatter.deleteLater()
+    hover_times.sort()
+    return {"hover_1m_ms": round(hover, 2), "hover_1m_p95_ms": round(hover_times[int(0.95 * len(hover_times))], 2),
+            "rect_1m_ms": round(rect_ms, 1), "rect_1m_points": int(np.median(rect_sizes)),
+            "lasso_1m_ms": round(lasso_ms, 1), "lasso_1m_points": lasso_sizes[0]}
+
+
+def scatter_million(args) -> dict:
+    from bench import gui_common as gc
+    from bench.scatter import measure
+
+    n = 1_000_000
+    load_before = gc.load_text()
+    r = measure(n, updates=4, frames=60)
+    q = scatter_queries(n)
+    print(f"{load_before} before; {gc.load_text()} after")
+    print(f"scatter, 1,000,000 points at 800x600: set_points + paint {r['update_ms']:.0f} ms (first "
+          f"{r['first_ms']:.0f} ms), panning {r['fps']:.1f} fps (frame p95 {r['frame_p95_ms']:.1f} ms); "
+          f"targets <= 300 ms, >= 30 fps")
+    print(f"hover {q['hover_1m_ms']:.2f} ms median, p95 {q['hover_1m_p95_ms']:.2f} ms (target <= 16); "
+          f"rectangle {q['rect_1m_ms']:.1f} ms ({q['rect_1m_points']:,} points); "
+          f"lasso 400 vertices {q['lasso_1m_ms']:.1f} ms ({q['lasso_1m_points']:,} points)")
+    return {"scatter_1m_update_ms": round(r["update_ms"], 1), "scatter_1m_first_update_ms": round(r["first_ms"], 1),
+            "scatter_1m_fps": round(r["fps"], 1), "scatter_1m_frame_p95_ms": round(r["frame_p95_ms"], 1), **q}
+
+
+# name -> function returning figures
+FIGURES = {"mmap": lambda a: {**mmap_rss(a.mmap_seconds), **mmap_throughput()}, "ddp": lambda a: ddp_speedup(),
+           "scatter": scatter_million}
 
 
 def main() -> int:

@@ -111,6 +111,16 @@ def _finite_bounds(xy: np.ndarray) -> tuple[float, float, float, float]:
     return bounds[0], bounds[1], bounds[2], bounds[3]
 
 
+def _ascending(indices: np.ndarray, n: int) -> np.ndarray:
+    """Original indices in ascending order: a sort for a few, a mask over all n for many (sorting
+    700,000 indices costs ~40 ms, a mask of 1,000,000 ~3 ms)."""
+    if len(indices) * 16 < n:
+        return np.sort(indices)
+    mask = np.zeros(n, dtype=bool)
+    mask[indices] = True
+    return np.flatnonzero(mask)
+
+
 class XIndex:
     """The points of a scatter in bucketed x order, for range queries that return original indices.
 
@@ -155,7 +165,7 @@ class XIndex:
         """Original indices (ascending) inside the rectangle spanned by two corners."""
         x0, x1 = sorted((float(corner_a[0]), float(corner_b[0])))
         y0, y1 = sorted((float(corner_a[1]), float(corner_b[1])))
-        return np.sort(self.order[self.sorted_in(x0, x1, y0, y1)])
+        return _ascending(self.order[self.sorted_in(x0, x1, y0, y1)], self.n)
 
     def in_polygon(self, polygon) -> np.ndarray:
         """Original indices (ascending) inside a closed polygon, even-odd rule."""
@@ -165,7 +175,7 @@ class XIndex:
         (x0, y0), (x1, y1) = poly.min(0), poly.max(0)
         candidates = self.sorted_in(x0, x1, y0, y1)
         inside = _inside_polygon(self.xs[candidates], self.ys[candidates], poly)
-        return np.sort(self.order[candidates[inside]])
+        return _ascending(self.order[candidates[inside]], self.n)
 
     def nearest(self, target, pixel_size, radius_px: float = 8.0) -> int:
         """Original index of the point nearest to `target` in screen pixels within radius_px, or -1;

@@ -12,8 +12,8 @@ Interaction:
   when the selection finishes adds to the current one (`pointsSelected(indices, additive)`).
 The widget only reports; its owner decides what the selection is and draws it with `set_selected`.
 
-Many points (issue 14): above DENSITY_MIN_POINTS points in view the plot is a density image
-(app/gui/density.py) instead of markers; zoomed in so that fewer are in view, only the points near
+Many points (issue 14): above ALL_MARKERS_MAX points, while more than VISIBLE_MARKERS_MAX are
+in view the plot is a density image (app/gui/density.py) instead of markers; zoomed in so that fewer are in view, only the points near
 the view are drawn as markers. Hover, rectangle and lasso always search every point through an
 x-ordered index (app/gui/density_index.py) and return indices into the points given to set_points.
 """
@@ -34,11 +34,16 @@ HOVER_RADIUS_PX = 8.0
 POINT_SIZE = 5
 HOVER_INTERVAL_MS = 16   # one nearest-point search per frame, however fast the mouse moves
 LASSO_STEP_PX = 2.0      # lasso vertices closer than this on screen are skipped
-# Above this many points in view the plot is a density image. Measured offscreen at 800x600 (bench/
-# scatter.py, bench/scale.py): markers pan at ~39 fps with 70,000 in view and slow in proportion
-# beyond; a density frame of 1,000,000 points costs ~30 ms whatever the count. Datasets up to this
-# size are always drawn as markers, exactly as before.
-DENSITY_MIN_POINTS = 100_000
+# Up to ALL_MARKERS_MAX points every point is a marker, as before issue 14: 70,000 markers pan at
+# ~39 fps offscreen at 800x600 (bench/scatter.py, load 0.4). Beyond, the plot is a density image
+# while more than VISIBLE_MARKERS_MAX points are in view, and markers for the points near the
+# view otherwise: pyqtgraph transforms every point an item holds on each paint, and with the
+# margin below an item holds ~2.25x the visible points, so 40,000 visible stays near the 70,000
+# markers' frame time, while a density frame of 1,000,000 points pans at 56-88 fps under load 8
+# (bench/scale.py; markers with 100,000 in view did 14-19 fps under the same load).
+ALL_MARKERS_MAX = 100_000
+VISIBLE_MARKERS_MAX = 40_000
+DENSITY_HYSTERESIS = 1.25   # markers stay until 1.25x the limit is in view: no flicker at the edge
 # Zoomed in, markers are drawn for the view plus this fraction of its size on each side, so a pan
 # moves items already drawn instead of refilling them on every step (pyqtgraph culls the off-screen
 # ones when painting); likewise the density image covers the view plus this margin.
@@ -343,7 +348,7 @@ class FastScatter(pg.PlotWidget):
     @property
     def many(self) -> bool:
         """Whether there are too many points to draw them all as markers (density/near-view mode)."""
-        return len(self.points) > DENSITY_MIN_POINTS
+        return len(self.points) > ALL_MARKERS_MAX
 
     def set_points(self, xy: np.ndarray, groups: np.ndarray | None = None, colors: list[QColor] | None = None,
                    legend: list[tuple[int, str]] | None = None) -> None:
@@ -510,13 +515,14 @@ class FastScatter(pg.PlotWidget):
 
     def refresh_now(self) -> None:
         """Draw what the current view needs with many points: the density image when more than
-        DENSITY_MIN_POINTS are in view, else markers for the points near the view. Runs on the
+        VISIBLE_MARKERS_MAX are in view, else markers for the points near the view. Runs on the
         debounced range/resize signals; the benchmarks and tests call it to draw synchronously."""
         self._refresh_timer.stop()
         if not self.many:
             return
         view, pixels = self._view()
-        if self._index.count_in(*view) > DENSITY_MIN_POINTS:
+        limit = VISIBLE_MARKERS_MAX * (DENSITY_HYSTERESIS if self.drawing == "points" else 1.0)
+        if self._index.count_in(*view) > limit:
             self._draw_density(view, pixels)
         else:
             self._draw_near_points(view)
@@ -526,7 +532,7 @@ class FastScatter(pg.PlotWidget):
         if self.drawing == "points" and self._drawn_region is not None and _contains(self._drawn_region, view):
             return   # panning inside what is drawn already
         region = _region(view, REGION_MARGIN)
-        if self._index.count_in(*region) > 2 * DENSITY_MIN_POINTS:
+        if self._index.count_in(*region) > 3 * VISIBLE_MARKERS_MAX:
             region = view
         self._drawn_region = region
         self._fill_items(np.sort(self._index.order[self._index.sorted_in(*region)]))
@@ -548,7 +554,8 @@ class FastScatter(pg.PlotWidget):
         index = self._index
         start, end = index.x_slice(region[0], region[1])
         if self._rgb is None:
-            palette = np.array([c.getRgbF()[:3] for c in self._colors])
+            # float32: half the memory traffic of these three million-element gathers
+            palette = np.array([c.getRgbF()[:3] for c in self._colors], dtype=np.float32)
             groups = np.take(self._groups, index.order)
             self._rgb = tuple(np.take(palette[:, c], groups) for c in range(3))
         rgb = tuple(channel[start:end] for channel in self._rgb)

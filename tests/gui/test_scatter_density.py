@@ -10,7 +10,7 @@ from PySide6.QtGui import QColor
 from app.gui import density
 from app.gui.density_index import XIndex, nearest_point, points_in_polygon, points_in_rect
 from app.gui.point_colors import by_class
-from app.gui.scatter import DENSITY_MIN_POINTS, SELECTED_AS_POINTS_MAX, FastScatter
+from app.gui.scatter import SELECTED_AS_POINTS_MAX, VISIBLE_MARKERS_MAX, FastScatter
 
 MILLION = 1_000_000
 
@@ -133,7 +133,7 @@ def test_a_million_points_show_a_density_image_first_and_points_after_zooming(bi
     zoom_to(scatter, *xy[0], 0.4)
     x0, x1, y0, y1 = view_rect(scatter)
     visible = points_in_rect(xy, (x0, y0), (x1, y1))
-    assert 0 < len(visible) <= DENSITY_MIN_POINTS
+    assert 0 < len(visible) <= VISIBLE_MARKERS_MAX
     assert scatter.drawing == "points" and not scatter.density_item.isVisible()
     drawn = np.concatenate([np.c_[item.data["x"], item.data["y"]] for item in scatter.group_items])
     assert len(visible) <= len(drawn) <= 3 * len(visible)
