@@ -1,4 +1,4 @@
-"""Training across processes, GPUs and machines with torchrun and torch.distributed.
+"""Training across processes, GPUs and machines with torchrun and DistributedDataParallel.
 
     torchrun --nproc_per_node 2 main.py train --data digits --model vae --out runs/d --distributed
 
@@ -6,16 +6,32 @@ torchrun starts one process per rank and sets RANK, WORLD_SIZE, LOCAL_RANK, MAST
 `init_from_env` joins the process group (nccl on CUDA, one GPU per local rank; gloo on the CPU)
 with a timeout, so a rank that hangs stops the others after `timeout_s` instead of forever.
 
-What each rank does (Trainer.shard / Trainer.distributed, app/core/data/streaming.py):
-- the same seed, so every rank builds the same initial weights (rank 0's are broadcast anyway);
-- each global batch is split between ranks like DistributedSampler (batch_size / world each), so
-  the global batch size stays as set and one step of all ranks sees the samples one process would;
-- before every optimizer step the gradients of that optimizer's parameters are averaged over the
-  ranks in one flat all_reduce, then clipped: the arithmetic of DistributedDataParallel, done at
-  the optimizer because the models' training_step runs up to three forward/backward phases with
-  three optimizers (the AAE), which DDP's one-backward-per-wrapped-forward reducer cannot follow;
-- a NaN/Inf loss on one rank poisons the next all_reduce, so every rank takes the same decision
-  (skip the step, or stop with the last good weights);
+What each rank does (`attach`, Trainer.shard, app/core/data/streaming.py):
+- the same seed, so every rank builds the same initial weights; DDP's constructor broadcasts
+  rank 0's parameters and buffers anyway;
+- each global batch is split between ranks like DistributedSampler (batch_size / world each, rank
+  r taking rows r, r + world, ...), so the global batch size stays as set, and the models' noise
+  (sampled codes, denoising noise, the AAE's prior draws) is drawn for the global batch and
+  sliced the same way (Autoencoder.noise_like): a 2-rank run follows the one-process run;
+- the gradients are averaged by torch.nn.parallel.DistributedDataParallel. A training step is
+  phases (Autoencoder.phase_losses: one for most kinds; two forwards for the AAE, the first
+  serving its reconstruction and discriminator phases, the second its generator phase). Each
+  phase has its own DDP wrapper of a PhaseLosses adapter over the modules it trains
+  (Autoencoder.phase_modules: the whole model, or the AAE's encoder and discriminator), and each
+  forward through it is followed by its one backward, during which that wrapper's reducer
+  all-reduces the gradients in buckets, overlapped with the backward. A reducer ignores the
+  backward of another wrapper's forward, so overlapping wrappers do not interfere. Options:
+  find_unused_parameters stays off (every phase uses every parameter it wraps; on, it would walk
+  the graph each step and warn); static_graph is not set (correctness does not need it, and
+  its speed-up was not measured); buffers are DDP's default, rank 0's broadcast at each forward, and no kind has
+  buffers or BatchNorm today, so SyncBatchNorm is not used. The contractive penalty's
+  torch.autograd.grad(create_graph=True) inside the forward is taken with respect to the input
+  only, so it fires no parameter hook; the one backward through the double-backward graph does,
+  once per parameter (tests/core/test_ddp.py: its curve matches one process);
+- clipping runs after that backward, on the averaged gradients, before the step;
+- a NaN/Inf loss on one rank is still back-propagated (times NaN), so it joins the all-reduce and
+  every rank's averaged gradients are non-finite: every rank then raises NonFiniteLoss before
+  stepping and takes the same decision (skip the step, or stop with the last good weights);
 - the epoch's loss means are averaged over ranks and rank 0's validation losses are used by all,
   so early stopping agrees; rank 0 alone writes the run directory (metrics, autosaves, weights).
 A rank that dies breaks the others' next collective (gloo/nccl report the lost peer at once) and
@@ -24,7 +40,6 @@ torchrun stops the rest: they print one line saying so, and rank 0 saves the las
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import os
 import signal
@@ -33,9 +48,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from app.core.errors import ConfigError, TrainingError
-from app.core.models.base import NonFiniteLoss
+from app.core.models.base import LocalSteps, NonFiniteLoss, check_finite
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("LATENT_EXPLORER_DIST_TIMEOUT", "60"))
 
@@ -106,74 +123,98 @@ def attach(trainer, ctx: DistributedContext) -> None:
     trainer.distributed = ctx
     if ctx.device.type == "cuda":
         trainer.device = ctx.device
-        trainer.device_name = f"{trainer.device_name} (rank {ctx.rank} of {ctx.world}, {ctx.backend})"
     model = trainer.model
     model.to(trainer.device)
     try:
-        for tensor in list(model.parameters()) + list(model.buffers()):
-            dist.broadcast(tensor.data, src=0)
-    except Exception as exc:  # noqa: BLE001
+        steps = DDPSteps(model, ctx)   # its constructor broadcasts rank 0's weights and buffers
+    except Exception as exc:  # noqa: BLE001 - a dead peer surfaces as many error types
         raise ctx.lost(exc) from exc
-    sync = GradientAverager(ctx)
-    original = model.training_step
+    model.use_steps(steps)             # a plain attribute: the class and state dict stay the model's
+    model.batch_shard = trainer.shard
+    trainer.device_name = f"{trainer.device_name} (rank {ctx.rank} of {ctx.world}, {ctx.backend}, {steps.wrapper})"
 
-    def training_step(x, optimizers, settings):
-        sync.begin(optimizers, settings.grad_clip)
-        try:   # clipping happens after averaging, in the step hook, as with DDP
-            return original(x, optimizers, dataclasses.replace(settings, grad_clip=0.0))
-        except NonFiniteLoss:
-            sync.poison(optimizers)
+
+class PhaseLosses(nn.Module):
+    """What DDP wraps for one phase: its parameters are those of the phase's modules, and
+    forward(x, phase, settings) is the model's phase_losses (the model itself is not registered,
+    so a phase that trains part of the model hands DDP only that part)."""
+
+    def __init__(self, model, phase: str):
+        super().__init__()
+        self.trained = nn.ModuleList(model.phase_modules(phase))
+        self.__dict__["model"] = model
+
+    def forward(self, x: torch.Tensor, phase: str, settings) -> dict[str, torch.Tensor]:
+        return self.model.phase_losses(x, phase, settings)
+
+
+class DDPSteps(LocalSteps):
+    """The phases of a training step as one rank: each phase's forward goes through its own
+    DistributedDataParallel wrapper, whose reducer averages the phase's gradients during the
+    backward that follows; one finiteness decision for all ranks.
+
+    A reducer only acts on a backward after its own wrapper's forward (it ignores its hooks
+    otherwise), so wrappers of overlapping parameter sets (the AAE's encoder) do not interfere,
+    and each phase uses every parameter it wraps: find_unused_parameters (an extra graph walk
+    each step, and a warning) is not needed."""
+
+    def __init__(self, model, ctx: DistributedContext):
+        self.ctx = ctx
+        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        self.wrappers = {phase: DistributedDataParallel(PhaseLosses(model, phase), device_ids=ids)
+                         for phase in model.phases}
+        self.wrapper = "DistributedDataParallel" + (f" x{len(self.wrappers)} (one per phase)"
+                                                    if len(self.wrappers) > 1 else "")
+        self._synced: list = []   # the parameters the last forward's backward averages
+
+    def losses(self, model, x, phase, settings):
+        wrapper = self.wrappers[phase]
+        self._synced = list(wrapper.parameters())
+        try:
+            return wrapper(x, phase, settings)
+        except Exception as exc:  # noqa: BLE001
+            if self._peer_lost(exc):
+                raise self.ctx.lost(exc) from exc
             raise
 
-    model.training_step = training_step   # an instance attribute: the class stays the saved kind
-
-
-class GradientAverager:
-    """Averages each optimizer's gradients over the ranks just before it steps."""
-
-    def __init__(self, ctx: DistributedContext):
-        self.ctx = ctx
-        self.hooked: set[int] = set()
-        self.next_index = 0
-        self.grad_clip = 0.0
-        self.optimizers: list = []
-
-    def begin(self, optimizers, grad_clip: float) -> None:
-        self.optimizers, self.grad_clip, self.next_index = list(optimizers), grad_clip, 0
-        for opt in optimizers:
-            if id(opt) not in self.hooked:
-                opt.register_step_pre_hook(self._before_step)
-                self.hooked.add(id(opt))
-
-    def _before_step(self, opt, _args, _kwargs) -> None:
-        self.next_index += 1
-        params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
-        if not params:
-            return
-        flat = torch._utils._flatten_dense_tensors([p.grad for p in params])
-        self._all_reduce(flat)
-        if not bool(torch.isfinite(flat).all()):
-            raise NonFiniteLoss({"total": float("nan")})   # some rank's loss was NaN/Inf: nobody steps
-        for p, g in zip(params, torch._utils._unflatten_dense_tensors(flat, [p.grad for p in params])):
-            p.grad.copy_(g)
-        if self.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
-
-    def poison(self, optimizers) -> None:
-        """This rank's loss was NaN/Inf: join the all_reduce the others are in, with NaNs."""
-        if self.next_index >= len(optimizers):
-            return
-        opt = optimizers[self.next_index]
-        size = sum(p.numel() for group in opt.param_groups for p in group["params"] if p.requires_grad)
-        device = next(p.device for group in opt.param_groups for p in group["params"])
-        self._all_reduce(torch.full((size,), float("nan"), device=device))
-
-    def _all_reduce(self, flat: torch.Tensor) -> None:
+    def backward(self, objective, parts) -> None:
+        bad_here = not bool(torch.isfinite(objective.detach()))
+        if bad_here:   # still join the all-reduce, with NaN gradients that reach every rank
+            objective = objective * float("nan")
         try:
-            dist.all_reduce(flat)
-        except Exception as exc:  # noqa: BLE001 - a dead peer surfaces as many error types
+            objective.backward()
+        except Exception as exc:  # noqa: BLE001
+            if self._peer_lost(exc):
+                raise self.ctx.lost(exc) from exc
+            raise
+        # The averaged gradients are the same on every rank, so every rank decides the same way.
+        # A NaN loss reaches at least the output layer's bias (its gradient is a sum of NaNs).
+        grads = [p.grad for p in self._synced if p.grad is not None]
+        if grads and not bool(torch.isfinite(nn.utils.get_total_norm(grads))):
+            if bad_here:
+                check_finite(parts)
+            raise NonFiniteLoss({"total (on another rank)": float("nan")})
+
+    def check(self, parts) -> None:
+        flag = torch.tensor([0.0 if bool(torch.isfinite(parts["total"])) else 1.0], device=self.ctx.device)
+        try:
+            dist.all_reduce(flag)
+        except Exception as exc:  # noqa: BLE001
             raise self.ctx.lost(exc) from exc
-        flat /= self.ctx.world
+        if float(flag) > 0:
+            check_finite(parts)
+            raise NonFiniteLoss({"total (on another rank)": float("nan")})
+
+    @staticmethod
+    def _peer_lost(exc: BaseException) -> bool:
+        """A collective's failure inside DDP's forward/backward means a lost peer; anything else
+        (out of memory, a bug) keeps its own type and message."""
+        return isinstance(exc, dist.DistError) or any(w in str(exc) for w in COLLECTIVE_FAILURES)
+
+
+# Words gloo and nccl put in the errors of a collective whose peer went away or timed out.
+COLLECTIVE_FAILURES = ("gloo", "Gloo", "NCCL", "nccl", "Connection closed", "Connection reset", "peer",
+                       "Timed out", "timed out", "ProcessGroup")
 
 
 def on_terminate(ctx: DistributedContext, control) -> None:

@@ -22,8 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from app.core.config import ModelConfig, TrainConfig
-from app.core.models.base import (ModelOutput, StepSettings, check_finite, make_optimizer, mlp,
-                                  reconstruction_loss)
+from app.core.models.base import ModelOutput, StepSettings, clip_gradients, make_optimizer, mlp, reconstruction_loss
 from app.core.models.mlp import MLPAutoencoder
 
 
@@ -50,7 +49,7 @@ class AdversarialAutoencoder(MLPAutoencoder):
         return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
 
     def discriminator_loss(self, code: torch.Tensor) -> torch.Tensor:
-        prior = torch.randn_like(code)                               # (B, K) samples of p(z) = N(0, I)
+        prior = self.noise_like(code)                                # (B, K) samples of p(z) = N(0, I)
         real, fake = self.discriminator(prior), self.discriminator(code)
         return (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
                 + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
@@ -69,12 +68,19 @@ class AdversarialAutoencoder(MLPAutoencoder):
                 make_optimizer(self.discriminator.parameters(), cfg),
                 make_optimizer(self.encoder.parameters(), cfg)]
 
-    def training_step(self, x: torch.Tensor, optimizers: list[torch.optim.Optimizer],
-                      settings: StepSettings) -> dict[str, torch.Tensor]:
-        ae_opt, disc_opt, gen_opt = optimizers
-        weight = self.cfg.adversarial_weight
+    # Two forward passes per step, each followed by its own backward (so each can go through its
+    # DistributedDataParallel wrapper, app/core/distributed.py): the first serves phases 1 and 2, whose
+    # parameters do not overlap (the discriminator sees detached codes), so one backward of
+    # their sum gives each optimizer exactly its own phase's gradients; the second is phase 3.
+    phases = ("autoencoder", "generator")
 
-        # Phases 1 and 2 share one forward pass and are both checked before anything steps.
+    def phase_modules(self, phase: str) -> tuple[nn.Module, ...]:
+        # The generator phase trains the encoder through the discriminator; the decoder sits out.
+        return (self.encoder, self.discriminator) if phase == "generator" else (self,)
+
+    def phase_losses(self, x: torch.Tensor, phase: str, settings: StepSettings) -> dict[str, torch.Tensor]:
+        if phase == "generator":   # 3. the (updated) encoder against the (updated) discriminator
+            return {"adversarial": self.generator_loss(self.encode(x))}
         out = self(x)
         rec = reconstruction_loss(out.recon, x, self.loss_kind).mean()
         disc = self.discriminator_loss(out.z.detach())
@@ -83,36 +89,43 @@ class AdversarialAutoencoder(MLPAutoencoder):
         if settings.l1_weight > 0:
             parts["l1"] = sum(p.abs().sum() for p in self.autoencoder_parameters() if p.dim() > 1)
             ae_objective = rec + settings.l1_weight * parts["l1"]
-        check_finite({**parts, "total": ae_objective + disc})
+        # '_autoencoder' is phase 1's objective, 'total' what the shared backward minimises.
+        return {**parts, "_autoencoder": ae_objective, "total": ae_objective + disc}
 
-        # 1. reconstruction phase
+    def training_step(self, x: torch.Tensor, optimizers: list[torch.optim.Optimizer],
+                      settings: StepSettings) -> dict[str, torch.Tensor]:
+        ae_opt, disc_opt, gen_opt = optimizers
+        weight = self.cfg.adversarial_weight
+
+        # Phases 1 and 2 share one forward pass and are both checked before anything steps.
         ae_opt.zero_grad(set_to_none=True)
-        ae_objective.backward()
-        self._clip(self.autoencoder_parameters(), settings)
-        ae_opt.step()
-
-        # 2. discriminator phase, on the codes detached from the encoder
         disc_opt.zero_grad(set_to_none=True)
-        disc.backward()
-        self._clip(self.discriminator.parameters(), settings)
+        parts = self.steps.losses(self, x, "autoencoder", settings)
+        ae_objective, both = parts.pop("_autoencoder"), parts.pop("total")
+        self.steps.backward(both, {**parts, "total": both})
+        # 1. reconstruction phase
+        clip_gradients(self.autoencoder_parameters(), settings)
+        ae_opt.step()
+        # 2. discriminator phase, on the codes detached from the encoder
+        clip_gradients(self.discriminator.parameters(), settings)
         disc_opt.step()
 
-        # 3. generator phase: the (updated) encoder against the (updated) discriminator
-        gen = self.generator_loss(self.encode(x))
+        # 3. generator phase; phases 1-2 have stepped: their losses were finite
+        if weight > 0:
+            gen = self.steps.losses(self, x, "generator", settings)["adversarial"]
+        else:   # nothing steps on it, so not through DDP (whose forward expects a backward)
+            gen = self.phase_losses(x, "generator", settings)["adversarial"]
         parts["adversarial"] = gen
         parts["total"] = ae_objective + weight * gen
-        check_finite(parts)  # phases 1-2 have stepped: their losses were finite
         if weight > 0:
             gen_opt.zero_grad(set_to_none=True)
-            (weight * gen).backward()
-            self._clip(self.encoder.parameters(), settings)
+            self.steps.backward(weight * gen, parts)
+            clip_gradients(self.encoder.parameters(), settings)
             gen_opt.step()
             # Phase 3 also left gradients on the discriminator; drop them so nothing reuses them.
             for p in self.discriminator.parameters():
                 p.grad = None
+        else:
+            self.steps.check(parts)
         return {k: v.detach() for k, v in parts.items()}
 
-    @staticmethod
-    def _clip(params, settings: StepSettings) -> None:
-        if settings.grad_clip > 0:
-            nn.utils.clip_grad_norm_(list(params), settings.grad_clip)

@@ -103,6 +103,23 @@ class Autoencoder(nn.Module):
         """Input corruption used in training (denoising AE overrides); identity by default."""
         return x
 
+    def noise_like(self, like: torch.Tensor, uniform: bool = False) -> torch.Tensor:
+        """N(0, 1) (or U[0, 1)) noise shaped like `like`, a tensor of this rank's samples.
+
+        In one process: randn_like / rand_like. As one of `world` ranks in training
+        (app/core/distributed.py sets batch_shard), rank r holds rows r, r + world, ... of the
+        global batch (app/core/data/streaming.py), so it draws the global batch's noise and keeps
+        the same rows: the ranks together use the very draws one process would, and a 2-rank run
+        follows the one-process run (every kind's sampled codes, the denoising noise, the AAE's
+        prior samples). nn.Dropout's masks are not matched this way."""
+        shard = self.batch_shard
+        if shard is None or not self.training:
+            return torch.rand_like(like) if uniform else torch.randn_like(like)
+        rank, world = shard
+        shape = (like.shape[0] * world, *like.shape[1:])
+        draw = torch.rand if uniform else torch.randn
+        return draw(shape, dtype=like.dtype, device=like.device)[rank::world]
+
     def forward(self, x: torch.Tensor, sample: bool | None = None) -> ModelOutput:
         """sample: draw z for VAE kinds (default: in training mode). Evaluation of the ELBO passes
         sample=True, as PyTorch's VAE example does, so held-out losses compare with published ones."""
@@ -112,7 +129,7 @@ class Autoencoder(nn.Module):
             sample = self.training
         if logvar is not None and sample:
             # Reparameterisation trick: z = mu + sigma * eps, eps ~ N(0, I).
-            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+            z = mu + self.noise_like(mu) * torch.exp(0.5 * logvar)
         else:
             z = mu
         return ModelOutput(recon=self.decode_logits(z), z=z, mu=mu, logvar=logvar)
@@ -157,26 +174,80 @@ class Autoencoder(nn.Module):
     def make_optimizers(self, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
         return [make_optimizer(self.parameters(), cfg)]
 
+    # --- training -----------------------------------------------------------------------------
+    # A training step is one or more phases, each a forward pass that returns loss parts
+    # (`phase_losses`), its backward and its optimizers' steps. The forward goes through
+    # `self.steps`: LOCAL_STEPS calls phase_losses itself; app/core/distributed.py sets one
+    # DistributedDataParallel wrapper per phase (of phase_modules), whose reducer averages the
+    # gradients over the ranks during that phase's backward. batch_shard is (rank, world) there,
+    # for noise_like.
+    phases: tuple[str, ...] = ("autoencoder",)
+    batch_shard: tuple[int, int] | None = None
+
+    @property
+    def steps(self) -> "LocalSteps":
+        return self.__dict__.get("_steps", LOCAL_STEPS)
+
+    def use_steps(self, steps: "LocalSteps") -> None:
+        """Route the training step's forwards and backwards through `steps` (a plain attribute,
+        not a submodule: the state dict and the saved kind stay the model's own)."""
+        self.__dict__["_steps"] = steps
+
+    def phase_modules(self, phase: str) -> tuple[nn.Module, ...]:
+        """The modules whose parameters `phase` trains (DDP wraps exactly these for that phase)."""
+        return (self,)
+
+    def phase_losses(self, x: torch.Tensor, phase: str, settings: StepSettings) -> dict[str, torch.Tensor]:
+        """The named loss parts of one phase of a training step; 'total' is what its backward
+        minimises. One phase here: the loss plus the L1 weight penalty."""
+        parts = self.loss(x, self(x), beta=settings.beta)
+        if settings.l1_weight > 0:
+            l1 = sum(p.abs().sum() for p in self.parameters() if p.dim() > 1)
+            parts["l1"] = l1
+            parts["total"] = parts["total"] + settings.l1_weight * l1
+        return parts
+
     def training_step(self, x: torch.Tensor, optimizers: list[torch.optim.Optimizer],
                       settings: StepSettings) -> dict[str, torch.Tensor]:
         """One optimiser step. Raises NonFiniteLoss before touching the weights if the loss is
         NaN/Inf, so the weights are always the last good ones. Returns detached parts."""
         opt = optimizers[0]
         opt.zero_grad(set_to_none=True)
-        out = self(x)
-        parts = self.loss(x, out, beta=settings.beta)
-        total = parts["total"]
-        if settings.l1_weight > 0:
-            l1 = sum(p.abs().sum() for p in self.parameters() if p.dim() > 1)
-            parts["l1"] = l1
-            total = total + settings.l1_weight * l1
-            parts["total"] = total
-        check_finite(parts)
-        total.backward()
-        if settings.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.parameters(), settings.grad_clip)
+        parts = self.steps.losses(self, x, "autoencoder", settings)
+        self.steps.backward(parts["total"], parts)
+        clip_gradients(self.parameters(), settings)
         opt.step()
         return {k: v.detach() for k, v in parts.items()}
+
+
+class LocalSteps:
+    """The phases of a training step in one process: the model's own phase_losses, and a NaN/Inf
+    loss raises NonFiniteLoss before its backward. app/core/distributed.py has the DDP version."""
+
+    wrapper = "none (one process)"
+
+    def losses(self, model: Autoencoder, x: torch.Tensor, phase: str,
+               settings: StepSettings) -> dict[str, torch.Tensor]:
+        return model.phase_losses(x, phase, settings)
+
+    def backward(self, objective: torch.Tensor, parts: dict[str, torch.Tensor]) -> None:
+        """Back-propagate `objective` into the parameters' .grad; `parts` name the step's loss
+        (their 'total' is what is checked)."""
+        check_finite(parts)
+        objective.backward()
+
+    def check(self, parts: dict[str, torch.Tensor]) -> None:
+        """The finiteness decision for parts that no backward follows (reported only)."""
+        check_finite(parts)
+
+
+LOCAL_STEPS = LocalSteps()
+
+
+def clip_gradients(params, settings: StepSettings) -> None:
+    """Clip after the backward, so under DDP the averaged gradients are clipped, as one process's."""
+    if settings.grad_clip > 0:
+        nn.utils.clip_grad_norm_(list(params), settings.grad_clip)
 
 
 def check_finite(parts: dict[str, torch.Tensor]) -> None:

@@ -127,8 +127,8 @@ class DenoisingAutoencoder(MLPAutoencoder):
         if level <= 0:
             return x
         if self.cfg.noise == "masking":
-            return x * (torch.rand_like(x) >= level).to(x.dtype)
-        noisy = x + level * torch.randn_like(x)
+            return x * (self.noise_like(x, uniform=True) >= level).to(x.dtype)
+        noisy = x + level * self.noise_like(x)
         return noisy.clamp(0.0, 1.0) if self.loss_kind == "bce" else noisy
 
 
