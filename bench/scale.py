@@ -20,7 +20,8 @@ hover_1m_ms: median time of hover_at at 300 positions (half near a point, half a
     data's extent) on the zoomed-out 1,000,000-point map (the widest hover radius in data units);
     target <= 16 ms. rect_1m_ms / lasso_1m_ms: select_rect of a rectangle a fifth of the extent
     wide (median of 5) and select_polygon of a 400-vertex wavy outline around about half the
-    points (median of 3), both returning indices.
+    points (median of 3), both returning indices. scatter_1m_zoomed_fps: the same pan steps
+    zoomed in until just under the marker limit (VISIBLE_MARKERS_MAX) is in view, drawn as markers.
 """
 
 from __future__ import annotations
@@ -201,13 +202,44 @@ def scatter_queries(n: int = 1_000_000) -> dict:
                         centre[1] + radius[1] * np.sin(theta)]
         lasso_sizes = []
         lasso_ms = _median_ms(lambda i: lasso_sizes.append(len(scatter.select_polygon(outline))), 3)
+        zoomed = _zoomed_pan(scatter, xy)
     finally:
         scatter.close()
         scatter.deleteLater()
     hover_times.sort()
     return {"hover_1m_ms": round(hover, 2), "hover_1m_p95_ms": round(hover_times[int(0.95 * len(hover_times))], 2),
             "rect_1m_ms": round(rect_ms, 1), "rect_1m_points": int(np.median(rect_sizes)),
-            "lasso_1m_ms": round(lasso_ms, 1), "lasso_1m_points": lasso_sizes[0]}
+            "lasso_1m_ms": round(lasso_ms, 1), "lasso_1m_points": lasso_sizes[0], **zoomed}
+
+
+def _zoomed_pan(scatter, xy, frames: int = 40) -> dict:
+    """Pan fps zoomed in until just under the marker limit is in view: the slowest marker case."""
+    import numpy as np
+
+    from app.gui.scatter import VISIBLE_MARKERS_MAX
+    from app.gui.density_index import XIndex
+
+    index, box = XIndex(xy), scatter.getPlotItem().getViewBox()
+    cx, cy = np.median(xy, 0)
+    def count(h):
+        return index.count_in(cx - h, cx + h, cy - h, cy + h)
+
+    half = 0.05
+    while count(half * 1.05) <= 0.95 * VISIBLE_MARKERS_MAX:
+        half *= 1.05
+    box.setRange(xRange=(cx - half, cx + half), yRange=(cy - half, cy + half), padding=0)
+    scatter.refresh_now()
+    scatter.viewport().repaint()
+    (x0, x1), (y0, y1) = box.viewRange()
+    visible, drawing = index.count_in(x0, x1, y0, y1), scatter.drawing
+    start = time.perf_counter()
+    for f in range(frames):
+        box.translateBy(x=(x1 - x0) * 0.01 * (1 if (f // 20) % 2 == 0 else -1))
+        scatter.refresh_now()
+        scatter.viewport().repaint()
+    fps = frames / (time.perf_counter() - start)
+    print(f"zoomed in to {visible:,} points in view ({drawing}): panning {fps:.1f} fps")
+    return {"scatter_1m_zoomed_fps": round(fps, 1), "scatter_1m_zoomed_visible": visible}
 
 
 def scatter_million(args) -> dict:

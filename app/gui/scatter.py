@@ -386,7 +386,7 @@ class FastScatter(pg.PlotWidget):
         if self.many:
             self.refresh_now()   # the first frame is already the density image, not a blank plot
         else:
-            self._show_density(False)
+            self._hide_density()
             self.drawing = "points"
 
     def _ensure_items(self, n: int) -> None:
@@ -412,7 +412,9 @@ class FastScatter(pg.PlotWidget):
     def _set_legend(self, legend) -> None:
         entries = [(int(g), str(text)) for g, text in legend] if legend else []
         if entries == self._legend_entries and (self._legend is not None) == bool(entries):
-            return   # the same swatches: their items are the same objects, now in the new colours
+            for sample, _ in (self._legend.items if self._legend is not None else []):
+                sample.update()   # the same swatches and items, perhaps in new colours: repaint them
+            return
         self._remove_legend()
         self._legend_entries = entries
         if entries:
@@ -453,7 +455,7 @@ class FastScatter(pg.PlotWidget):
         self._index = XIndex(self.points)
         self._extent.set_bounds(None)
         self._selected_layer, self._rgb, self._density_key, self._drawn_region = None, None, None, None
-        self._show_density(False)
+        self._hide_density()
         self.drawing = "points"
         self._highlight.clear()
 
@@ -521,12 +523,14 @@ class FastScatter(pg.PlotWidget):
         if not self.many:
             return
         view, pixels = self._view()
+        before = (self.drawing, self._drawn_region)
         limit = VISIBLE_MARKERS_MAX * (DENSITY_HYSTERESIS if self.drawing == "points" else 1.0)
         if self._index.count_in(*view) > limit:
             self._draw_density(view, pixels)
         else:
             self._draw_near_points(view)
-        self._update_overlays()
+        if len(self._selection) > SELECTED_AS_POINTS_MAX and (self.drawing, self._drawn_region) != before:
+            self._update_overlays()   # a large selection's markers follow what is drawn
 
     def _draw_near_points(self, view) -> None:
         if self.drawing == "points" and self._drawn_region is not None and _contains(self._drawn_region, view):
@@ -536,7 +540,7 @@ class FastScatter(pg.PlotWidget):
             region = view
         self._drawn_region = region
         self._fill_items(np.sort(self._index.order[self._index.sorted_in(*region)]))
-        self._show_density(False)
+        self._hide_density()
         self.drawing = "points"
 
     def _draw_density(self, view, pixels) -> None:
@@ -576,11 +580,10 @@ class FastScatter(pg.PlotWidget):
             self._selected_density_item.hide()
         self._density_key = (region, (x_scale, y_scale))
 
-    def _show_density(self, shown: bool) -> None:
-        if not shown:
-            self._density_item.hide()
-            self._selected_density_item.hide()
-            self._density_key = None
+    def _hide_density(self) -> None:
+        self._density_item.hide()
+        self._selected_density_item.hide()
+        self._density_key = None
 
     # --- overlays -----------------------------------------------------------------------------
     def set_highlight(self, index: int) -> None:
@@ -612,10 +615,8 @@ class FastScatter(pg.PlotWidget):
                                     tuple(np.take(palette[:, c], groups) for c in range(3)))
         if self.many:
             self._density_key = None   # redraw: greyed or not, and the selection layer
-            if self.drawing == "density" or was_selecting or len(indices):
-                self.refresh_now()
-        else:
-            self._update_overlays()
+            self.refresh_now()
+        self._update_overlays()
         self.viewport().update()   # a cleared selection must not wait for a zoom to disappear
 
     def _update_overlays(self) -> None:

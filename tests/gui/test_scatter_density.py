@@ -235,3 +235,10 @@ def test_a_recolouring_keeps_the_zoom_and_redraws(big_scatter, million):
         assert set(map(tuple, image[image[..., 3] > 0][:, :3])) == {(120, 120, 120)}
     else:
         assert all(len(item.data) == 0 for item in big_scatter.group_items[1:])
+
+
+def test_density_image_follows_the_widget_size(qtbot, big_scatter):
+    rows, cols = big_scatter.density_item.image.shape[:2]
+    big_scatter.resize(900, 700)
+    qtbot.waitUntil(lambda: big_scatter.density_item.image.shape[1] > cols, timeout=3000)   # re-binned, debounced
+    assert big_scatter.density_item.image.shape[0] > rows and big_scatter.drawing == "density"
