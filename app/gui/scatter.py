@@ -603,6 +603,8 @@ class FastScatter(pg.PlotWidget):
         selection of more than SELECTED_AS_POINTS_MAX points is a full-colour density layer on it."""
         indices = np.asarray(indices, dtype=np.int64)
         indices = np.unique(indices[(indices >= 0) & (indices < len(self.points))])
+        if np.array_equal(indices, self._selection):
+            return   # the view sets the selection again after each set_points: no second re-binning
         was_selecting, self._selection = bool(len(self._selection)), indices
         if was_selecting != bool(len(indices)):   # dim or restore the unselected points
             for g, item in enumerate(self._group_items):
