@@ -12,10 +12,11 @@ Interaction:
   when the selection finishes adds to the current one (`pointsSelected(indices, additive)`).
 The widget only reports; its owner decides what the selection is and draws it with `set_selected`.
 
-Many points (issue 14): above ALL_MARKERS_MAX points, while more than VISIBLE_MARKERS_MAX are
-in view the plot is a density image (app/gui/density.py) instead of markers; zoomed in so that fewer are in view, only the points near
-the view are drawn as markers. Hover, rectangle and lasso always search every point through an
-x-ordered index (app/gui/density_index.py) and return indices into the points given to set_points.
+Many points (issue 14): with more than ALL_MARKERS_MAX points, while more than
+VISIBLE_MARKERS_MAX are in view the plot is a density image (app/gui/density.py) instead of
+markers; zoomed in so that fewer are in view, only the points near the view are markers. Hover,
+rectangle and lasso always search every point through an x-ordered index
+(app/gui/density_index.py) and return indices into the points given to set_points.
 """
 
 from __future__ import annotations

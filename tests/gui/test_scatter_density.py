@@ -242,3 +242,20 @@ def test_density_image_follows_the_widget_size(qtbot, big_scatter):
     big_scatter.resize(900, 700)
     qtbot.waitUntil(lambda: big_scatter.density_item.image.shape[1] > cols, timeout=3000)   # re-binned, debounced
     assert big_scatter.density_item.image.shape[0] > rows and big_scatter.drawing == "density"
+
+
+def test_fast_record_fill_equals_pyqtgraphs_own(qtbot):
+    import pyqtgraph as pg
+
+    from app.gui.scatter import _UniformScatter
+
+    rng = np.random.default_rng(2)
+    xy = rng.normal(size=(300, 2))
+    style = dict(size=4, pen=None, brush=pg.mkBrush("#2ca02c"), pxMode=True, useCache=True, symbol="o")
+    ours, theirs = _UniformScatter(x=xy[:, 0], y=xy[:, 1], **style), pg.ScatterPlotItem(x=xy[:, 0], y=xy[:, 1], **style)
+    for field in ("x", "y", "size", "visible", "symbol", "pen", "brush", "data", "item", "hovered", "sourceRect"):
+        assert np.array_equal(ours.data[field], theirs.data[field]), field
+    ours.setData(pos=xy[:10])                       # the fast path again, through setData
+    assert len(ours.data) == 10 and np.array_equal(ours.data["x"], xy[:10, 0])
+    ours.setData(x=xy[:5, 0], y=xy[:5, 1], data=list(range(5)))   # anything else: pyqtgraph's path
+    assert list(ours.data["data"]) == list(range(5))
