@@ -82,6 +82,28 @@ def reconstruct(model: Autoencoder, x: np.ndarray, batch_size: int = 2048) -> np
     return np.concatenate(out) if out else np.zeros_like(x)
 
 
+class ExploredRows:
+    """x[idx] as a sequence read a block at a time: `rows[a:b]` is x[idx[a:b]], a fresh float array.
+
+    Encoding the window's explored samples goes through this, so a million of them are never copied
+    at once (x[idx] of 1,000,000 MNIST images is a 3 GB array, and it was made on the window's
+    thread before the encoding started); memory-mapped data reads only the block asked for.
+    idx None means every row of x, in order."""
+
+    def __init__(self, x, idx: np.ndarray | None = None):
+        self.x = x
+        self.idx = None if idx is None else np.asarray(idx, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.x) if self.idx is None else len(self.idx)
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        if not isinstance(key, slice):
+            raise TypeError(f"ExploredRows is read in blocks (rows[a:b]), not with {type(key).__name__}")
+        block = self.x[key] if self.idx is None else self.x[self.idx[key]]
+        return np.asarray(block)
+
+
 @dataclass
 class EncodedData:
     """One encoding pass over a data set: everything the views need, as numpy."""

@@ -12,7 +12,9 @@ The window (app/gui/main_window.py) only shows what this reports.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -26,6 +28,31 @@ from app.gui.training_controller import TrainingController
 from app.gui.workers import Task, cancel_all_tasks, wait_for_tasks
 
 NO_RECOVERY_ENV = "LATENT_EXPLORER_NO_RECOVERY"
+PROGRESS_INTERVAL_S = 0.25   # the encoding reports its progress at most this often (one block is 1,024 samples)
+
+
+_FROZEN_AT: set[str] = set()   # the moments of this process keep_long_lived_out_of_gc has frozen at
+
+
+def keep_long_lived_out_of_gc(moment: str) -> None:
+    """gc.freeze() once per `moment` ("data": the first data set is open; "training": the first
+    training starts; "encoded": a model and its views are up): what exists then (the modules of
+    torch, pyqtgraph and scikit-learn, the widgets; ~250,000 objects) stays out of Python's full
+    collections, which traversed all of it on the GUI thread or, holding the GIL, on a worker:
+    200-420 ms each, the window's worst stall while the maps computed (issue 12). Once per moment and process: objects frozen are never
+    collected as cycles, so freezing at every encoding would keep each replaced map's items alive."""
+    if moment not in _FROZEN_AT:
+        _FROZEN_AT.add(moment)
+        gc.freeze()
+
+
+def progress_text(what: str, done: int, total: int, elapsed_s: float) -> str:
+    """'Encoding 1,000,000 samples: 35 %, about 40 s left': the ETA extrapolates the rate so far."""
+    text = f"{what}: {100.0 * done / total:.0f} %" if total > 0 else what
+    if 0 < done < total and elapsed_s > 0:
+        left = elapsed_s / done * (total - done)
+        text += f", about {left:.0f} s left" if left < 120 else f", about {left / 60:.0f} min left"
+    return text
 
 
 def shape_text(shape) -> str:
@@ -41,6 +68,7 @@ class AppController(QObject):
     encodingFinished = Signal()      # state.encoded now matches the current model and data
     recoveryFound = Signal(object)   # the newest Recoverable autosave of a crashed session
     busyChanged = Signal(str)        # what the background work is doing now, "" when idle
+    encodingProgressed = Signal(int, int, str)   # done, total, text with the ETA; (0, 0, "") when it ends
     loadingChanged = Signal(str)     # a data or run load started ("Loading digits…") or ended ("")
 
     def __init__(self, state: ExplorerState, parent: QObject | None = None):
@@ -55,6 +83,8 @@ class AppController(QObject):
         self._scanning = Task(self, "Looking for autosaves…")
         for task in (self._loading, self._encoding, self._saving, self._scanning):
             task.runningChanged.connect(self._busy_changed)
+        self._encoding.progressed.connect(self._encoding_progressed)
+        self._encoding.runningChanged.connect(lambda running: running or self.encodingProgressed.emit(0, 0, ""))
         state.dataChanged.connect(self._encoding.cancel)        # codes of the old data are of no use
         state.snapshotChanged.connect(self._encoding.cancel)    # nor those of the old model
         self.training.trainingStopped.connect(lambda _finished: self.encode_explored())
@@ -118,6 +148,7 @@ class AppController(QObject):
         self.loadingChanged.emit("")
         self.state.info(f"Loaded {data.summary()}")   # first, so a warning about the model shows after it
         self.set_data(data, cfg)
+        keep_long_lived_out_of_gc("data")
         if data.skipped:
             self.state.warn(f"{len(data.skipped)} files in {data.name} were skipped (see the Data panel)")
         self.dataLoaded.emit()
@@ -146,21 +177,73 @@ class AppController(QObject):
 
     # --- encoding -------------------------------------------------------------------------------
     def encode_explored(self) -> None:
-        """Encode data.x[view_idx] with the current snapshot in the background; a newer encoding, new
-        data or a new model cancels it (so what arrives always matches the state)."""
+        """Encode data.x[view_idx] with the current snapshot in the background, a block at a time
+        (session.ExploredRows: no copy of all explored samples), reporting progress with an ETA
+        (encodingProgressed, and the status bar's busy text). A newer encoding, new data, a new model
+        or cancel_encoding() stops it at the next block (so what arrives always matches the state)."""
         snapshot, data = self.state.snapshot, self.state.data
         if self.closed or snapshot is None or data is None or not data.fits(snapshot.model):
             return
-        generation, x = self.state.generation, data.x[self.state.view_idx]
-        from app.core.analysis.api import encode
+        from app.core.session import ExploredRows
+
+        generation = self.state.generation
+        view_idx = self.state.view_idx
+        rows = ExploredRows(data.x, None if len(view_idx) == data.n else view_idx)   # all of them: x itself
+        what = f"Encoding {len(rows):,} samples"
+
+        def work(task):
+            from app.core.analysis.api import encode
+
+            start, last = time.perf_counter(), [0.0]
+
+            def progress(done: int, total: int) -> None:
+                now = time.perf_counter()
+                if done >= total or now - last[0] >= PROGRESS_INTERVAL_S:
+                    last[0] = now
+                    task.progress(done, total, progress_text(what, done, total, now - start))
+
+            encoded = encode(snapshot.model, rows, task.should_stop, progress)
+            # The views' per-dimension statistics, here rather than on the GUI thread when the codes
+            # arrive (kept by latent.dimension_stats for these arrays: ~1 s at 1,000,000 codes).
+            from app.core.latent import dimension_stats
+
+            dimension_stats(encoded.codes, encoded.logvar)
+            return encoded
 
         def done(encoded) -> None:
             if self.state.set_encoded(encoded, generation):
+                keep_long_lived_out_of_gc("encoded")
                 self.encodingFinished.emit()
 
-        self._encoding.start(lambda task: encode(snapshot.model, x, task.should_stop),
-                             text=f"Encoding {len(x):,} samples…", on_done=done,
+        self._encoding.start(work, text=f"{what}…", on_done=done,
                              on_error=lambda message: self.state.error(f"Could not encode the data: {message}"))
+        self.encodingProgressed.emit(0, len(rows), f"{what}…")
+
+    def _encoding_progressed(self, done: int, total: int, text: str) -> None:
+        self._encoding.text = text
+        self._busy_changed()
+        self.encodingProgressed.emit(done, total, text)
+
+    @property
+    def encoding(self) -> bool:
+        return self._encoding.running
+
+    def cancel_encoding(self) -> bool:
+        """Stop the running encoding at its next block; the views keep showing no codes until the
+        next encoding (a smaller number explored, Encode in the Data panel, a new model)."""
+        if not self._encoding.cancel():
+            return False
+        self.state.info("Encoding cancelled: the maps and analyses wait for codes (press Encode in the Data "
+                        "panel, or explore fewer samples)")
+        return True
+
+    def set_explore_limit(self, limit: int) -> None:
+        """Explore at most `limit` samples (state.EXPLORE_ALL: all): the seeded subset is drawn again and,
+        when the model fits the data, encoded (after training while a model trains)."""
+        if not self.state.set_explore_limit(limit):
+            return
+        if not self.training.running:
+            self.encode_explored()
 
     # --- training -------------------------------------------------------------------------------
     def start_training(self, split: DataConfig, model_cfg, train_cfg, normal_classes: str | None = None) -> bool:
@@ -175,6 +258,7 @@ class AppController(QObject):
                                        split_seed=split.split_seed,
                                        normal_classes=split.normal_classes if normal_classes is None
                                        else normal_classes)
+        keep_long_lived_out_of_gc("training")   # the views and torch are loaded by now
         if not self.training.start(data_cfg, model_cfg, train_cfg):
             return False
         self.state.data_cfg = data_cfg    # the split the analyses use for this model

@@ -183,7 +183,7 @@ class MainWindow(QMainWindow):
         state = self.state
         state.messageRaised.connect(self._show_message)
         self.app.busyChanged.connect(self._show_busy)
-        self.app.loadingChanged.connect(lambda text: self.data_panel.set_busy(text or None))
+        self.data_panel.bind(self.app)   # loading, the explore setting, the encoding's progress and Cancel
         self.app.recoveryFound.connect(self._offer_autosave)
         self.data_panel.openRequested.connect(self.open_data)
         self.data_panel.openFileRequested.connect(self.ask_open_data_file)

@@ -20,7 +20,21 @@ if TYPE_CHECKING:  # torch-backed types: the window must appear before torch has
     from app.core.session import EncodedData
     from app.core.snapshot import ModelSnapshot
 
-MAX_EXPLORED_SAMPLES = 10_000   # projections/encodings use at most this many samples (seeded subset)
+MAX_EXPLORED_SAMPLES = 10_000   # the default number of samples the views explore (a seeded subset)
+EXPLORE_ALL = 0                 # explore_limit value meaning "every sample"
+
+
+def explored_indices(n: int, limit: int, seed: int) -> np.ndarray:
+    """The sorted indices of the samples the window explores: all n when limit is EXPLORE_ALL or at
+    least n, else the first `limit` of a seeded permutation. The same seed gives the same subset, and
+    a larger limit's subset contains a smaller one's (raising the limit only adds samples)."""
+    if limit == EXPLORE_ALL or limit >= n:
+        return np.arange(n, dtype=np.int64)
+    if limit < 1:
+        raise ValueError(f"cannot explore {limit} samples: choose at least 1, or {EXPLORE_ALL} for all of them")
+    # Its own stream ([seed, 1]), so the reconstruction preview (drawn from `seed`) stays put when the limit changes.
+    order = np.random.default_rng([seed, 1]).permutation(n)
+    return np.sort(order[:limit]).astype(np.int64)
 
 
 class ExplorerState(QObject):
@@ -49,6 +63,10 @@ class ExplorerState(QObject):
         # classes) the current model was trained with; the analyses measure with it.
         self.data_cfg = None
         self.run_seed = 0   # TrainConfig.seed of the current model: UMAP and t-SNE are seeded with it
+        # How many samples the views explore (EXPLORE_ALL: every one); a user setting, persisted by
+        # the window (window_settings.py). Encoding, maps and analyses grow with it.
+        self.explore_limit = MAX_EXPLORED_SAMPLES
+        self._explore_seed = 0   # the seed the current subset was drawn with
 
     # --- writers ------------------------------------------------------------------------------
     def set_data(self, data: Dataset, cfg=None, seed: int | None = None) -> None:
@@ -59,13 +77,34 @@ class ExplorerState(QObject):
         if cfg is not None:
             self.data_cfg = cfg
         seed = (int(cfg.split_seed) if cfg is not None else 0) if seed is None else seed
-        rng = np.random.default_rng(seed)
         n = data.n
-        self.view_idx = np.sort(rng.choice(n, MAX_EXPLORED_SAMPLES, replace=False)) if n > MAX_EXPLORED_SAMPLES \
-            else np.arange(n)
-        self.preview_idx = np.sort(rng.choice(n, min(16, n), replace=False))
+        self._explore_seed = seed
+        self.view_idx = explored_indices(n, self.explore_limit, seed)
+        self.preview_idx = np.sort(np.random.default_rng(seed).choice(n, min(16, n), replace=False))
+        self._clear_explored(had_selection, had_hover)
+
+    def set_explore_limit(self, limit: int) -> bool:
+        """Explore at most `limit` samples (EXPLORE_ALL: all). With data open, the subset is drawn again
+        with the same seed (nested: a larger limit keeps the smaller one's samples) and everything that
+        pointed into the old subset is cleared, as for new data. Returns whether view_idx changed."""
+        limit = int(limit)
+        if limit != EXPLORE_ALL and limit < 1:
+            raise ValueError(f"cannot explore {limit} samples: choose at least 1, or {EXPLORE_ALL} for all of them")
+        self.explore_limit = limit
+        if self.data is None:
+            return False
+        view_idx = explored_indices(self.data.n, limit, self._explore_seed)
+        if np.array_equal(view_idx, self.view_idx):
+            return False
+        had_selection, had_hover = len(self.selection) > 0, self.hover >= 0
+        self.view_idx = view_idx
+        self._clear_explored(had_selection, had_hover, keep_preview=True)   # preview_idx did not change
+        return True
+
+    def _clear_explored(self, had_selection: bool, had_hover: bool, keep_preview: bool = False) -> None:
         self.encoded = None
-        self.preview_recon = None
+        if not keep_preview:
+            self.preview_recon = None
         self.selection = np.zeros(0, dtype=np.int64)
         self.hover = -1
         self.dataChanged.emit()

@@ -1,4 +1,5 @@
-"""The window's size and dock arrangement across sessions (QSettings), and its first size.
+"""The window's size and dock arrangement across sessions (QSettings), its first size, and the
+number of samples it explores (also kept in QSettings).
 The default arrangement itself is app/gui/default_layout.py's."""
 
 from __future__ import annotations
@@ -53,3 +54,22 @@ def status_widgets(window: QMainWindow) -> tuple[QLabel, QProgressBar, QLabel]:
     for widget in (busy_label, busy_bar, device_label):
         window.statusBar().addPermanentWidget(widget)
     return busy_label, busy_bar, device_label
+
+
+# --- how many samples the window explores (a user setting, issue 14) ------------------------------
+EXPLORE_LIMIT_KEY = "explore/max_samples"
+
+
+def load_explore_limit(default: int) -> int:
+    """The number of samples to explore saved by an earlier session (0: all of them), else `default`;
+    anything unreadable (an edited settings file) is the default."""
+    value = QSettings().value(EXPLORE_LIMIT_KEY, default)
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        return default
+    return limit if limit >= 0 else default
+
+
+def save_explore_limit(limit: int) -> None:
+    QSettings().setValue(EXPLORE_LIMIT_KEY, int(limit))
