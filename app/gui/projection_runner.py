@@ -17,6 +17,27 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from app.gui.workers import readable
 
 POLL_INTERVAL_MS = 50
+CHILD_NICENESS = 10   # the maps compute at a lower CPU priority than the window (issue 12's stalls)
+
+
+def lower_priority(pid: int | None, niceness: int = CHILD_NICENESS) -> bool:
+    """Run process `pid` behind the window: on a busy 2-core machine the projection child's
+    threads (t-SNE uses every core) took the CPU from the GUI thread, and drawing a finished map
+    stalled the window for 270-360 ms. The child only loses time when the window wants the CPU.
+    False where the OS refuses (the maps still compute, at the usual priority)."""
+    if pid is None:
+        return False
+    try:
+        import psutil
+
+        process = psutil.Process(pid)
+        if hasattr(psutil, "BELOW_NORMAL_PRIORITY_CLASS"):   # Windows has classes, not nice values
+            process.nice(psutil.BELOW_NORMAL_PRIORITY_CLASS)
+        else:
+            process.nice(max(process.nice(), niceness))
+        return True
+    except Exception:  # noqa: BLE001 - gone already, or not permitted: keep the default priority
+        return False
 
 
 @dataclass
@@ -25,6 +46,23 @@ class ProjectionJob:
     method: str
     generation: int            # the state's generation when submitted
     codes: np.ndarray          # the exact array submitted: a result for other codes is stale
+    fitted_on: int | None = None   # set when done: the codes the map was fitted on, if fewer than all
+    fit_caption: str = ""          # set when done: the service's line saying so ("" when fitted on all)
+
+
+def fit_info(event: tuple) -> tuple[int | None, str]:
+    """(fit sample size, caption) of a finished map: the size is None and the caption '' when the
+    map was fitted on every code. Reads the fit info the projection service sends with "done"
+    (app/core/projection_service.py: projections.FitInfo.as_dict(), keys "n_points",
+    "fit_points", "caption"); an event without it (an older service) means fitted on all."""
+    info = event[5] if len(event) > 5 else None
+    if not isinstance(info, dict):
+        return None, ""
+    try:
+        fit, total = int(info["fit_points"]), int(info["n_points"])
+    except (KeyError, TypeError, ValueError):
+        return None, ""
+    return (fit, str(info.get("caption") or "")) if fit < total else (None, "")
 
 
 class ProjectionRunner(QObject):
@@ -43,6 +81,7 @@ class ProjectionRunner(QObject):
         self._jobs: dict[int, ProjectionJob] = {}   # unfinished jobs we still want, by id
         self._current: dict[str, int] = {}          # method -> id of its wanted job
         self._closed = False
+        self._niced_pid: int | None = None   # the child whose priority was lowered (it restarts on a hard cancel)
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_INTERVAL_MS)
         self._timer.timeout.connect(self.poll)
@@ -82,7 +121,15 @@ class ProjectionRunner(QObject):
             return False
         self.error = ""
         self._service = self._lifeline.service = service
+        self._keep_behind_window()
         return True
+
+    def _keep_behind_window(self) -> None:
+        """Lower the priority of the service's current child, once per child process."""
+        pid = self._service.pid if self._service is not None else None
+        if pid is not None and pid != self._niced_pid:
+            self._niced_pid = pid
+            lower_priority(pid)
 
     def submit(self, method: str, codes: np.ndarray, params: dict, generation: int) -> bool:
         """Project `codes` with `method`, replacing the method's running job. False (and `failed`
@@ -133,6 +180,7 @@ class ProjectionRunner(QObject):
             return
         for event in self._service.poll(0):
             self._handle(event)
+        self._keep_behind_window()   # a hard cancel restarts the child: the new one runs behind too
         if not self._jobs:
             self._timer.stop()
 
@@ -148,6 +196,7 @@ class ProjectionRunner(QObject):
         del self._current[job.method]
         if kind == "done":
             trust = float(event[4]) if len(event) > 4 else float("nan")
+            job.fitted_on, job.fit_caption = fit_info(event)
             self.finished.emit(job, np.asarray(event[2], dtype=np.float64), float(event[3]), trust)
         elif kind == "error":
             self.failed.emit(job.method, str(event[2]))

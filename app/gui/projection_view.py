@@ -56,6 +56,7 @@ class ProjectionView(QWidget):
         self.embeddings: dict[str, np.ndarray] = {}
         self.seconds: dict[str, float] = {}
         self.trust: dict[str, float] = {}
+        self.fit_captions: dict[str, str] = {}   # "UMAP fitted on 20,000 of 1,000,000 codes; …", "" when on all
         self.colouring: point_colors.Colouring | None = None
         self.color_mode = "none"
         self._chosen_color_mode = ""   # what the user picked; until then the data's first choice (label)
@@ -314,6 +315,8 @@ class ProjectionView(QWidget):
         self.trust.pop(method, None)
         self._draw_panel(method)
         self.panels[method].show_result(seconds)
+        self.fit_captions[method] = job.fit_caption or fit_caption(method, job.fitted_on, len(embedding))
+        self._show_fit_caption(method)
         self.projectionFinished.emit(method)
         # Trustworthiness comes with the map, computed in the projection process (on a thread
         # here its scikit-learn call held the GIL and stalled the window for ~0.2 s).
@@ -321,6 +324,12 @@ class ProjectionView(QWidget):
             self._on_trustworthiness(method, embedding, trust)
         else:
             self._on_trustworthiness_failed(method, "too few points to score")
+
+    def _show_fit_caption(self, method: str) -> None:
+        """Under a map fitted on a sample of the codes, say so (the panel's note line)."""
+        caption = self.fit_captions.get(method, "")
+        if caption:
+            self.panels[method].set_idle(caption, status="done")
 
     def _on_failed(self, method: str, message: str) -> None:
         self.embeddings.pop(method, None)
@@ -335,6 +344,7 @@ class ProjectionView(QWidget):
             return   # the view closed, or the embedding was replaced meanwhile
         self.trust[method] = float(value)
         self.panels[method].show_result(self.seconds.get(method), self.trust[method])
+        self._show_fit_caption(method)
         self.trustworthinessComputed.emit(method, self.trust[method])
 
     def _on_trustworthiness_failed(self, method: str, message: str) -> None:
@@ -352,6 +362,7 @@ class ProjectionView(QWidget):
         self.embeddings.clear()
         self.seconds.clear()
         self.trust.clear()
+        self.fit_captions.clear()
         for panel in self.panels.values():
             panel.scatter.clear_points()
             panel.set_title(panel.title)
@@ -387,7 +398,8 @@ class ProjectionView(QWidget):
         self._update_latent_panel()
         if self._marker_auto:
             self._apply_marker_style()
-        self._recolour()
+        if not self._recolour() and LATENT in self.embeddings:
+            self._draw_panel(LATENT)   # the codes themselves moved, whatever the colours
         automatic = self.auto_methods if self.auto_check.isChecked() else ()
         for method in METHODS:
             panel = self.panels[method]
@@ -477,14 +489,20 @@ class ProjectionView(QWidget):
             return point_colors.by_value(self.state.encoded.errors, "error", robust=True)
         return point_colors.uniform(n)
 
-    def _recolour(self) -> None:
+    def _recolour(self) -> bool:
+        """Colour the points by the chosen mode; returns whether the maps were redrawn."""
         if self.state.encoded is None:
-            return
-        self.colouring = self._make_colouring()
+            return False
+        old, self.colouring = self.colouring, self._make_colouring()
         self.color_summary.setText(colour_key_html(self.colouring))
         self.color_summary.setToolTip(f"Colour: {self.colouring.summary}")
+        if same_colouring(old, self.colouring):
+            # New codes of the same samples coloured by label: the maps on screen already look
+            # like this, and redrawing all of them at once stalled the window (~50 ms a map here).
+            return False
         for method in self.embeddings:
             self._draw_panel(method)
+        return True
 
     def _draw_panel(self, method: str) -> None:
         if self.colouring is None or len(self.colouring.groups) != len(self.embeddings[method]):
@@ -542,10 +560,10 @@ class ProjectionView(QWidget):
         self.preview.show_sample(x, recon, self._describe(position) + note)
 
     def _describe(self, position: int) -> str:
-        data, parts = self.state.data, [f"sample {int(self.state.view_idx[position])}"]
-        labels = self.state.labels()
-        if labels is not None:
-            y = int(labels[position])
+        index = int(self.state.view_idx[position])
+        data, parts = self.state.data, [f"sample {index}"]
+        if data is not None and data.y is not None:   # one label, not state.labels() (a copy of all: 1M on each hover)
+            y = int(data.y[index])
             names = data.label_names
             parts.append(f"label {names[y] if names and 0 <= y < len(names) else y}")
         encoded = self.state.encoded
@@ -579,6 +597,24 @@ class ProjectionView(QWidget):
             self.state.error(f"Could not export the codes to {path}: {exc}")
             return
         self.state.info(f"Saved codes and projections of {len(self.state.encoded.codes):,} samples to {path}")
+
+
+def fit_caption(method: str, fitted_on: int | None, total: int) -> str:
+    """What a map fitted on a sample of the codes says under it ("" when it was fitted on all): the
+    projection core's own line (projections.FitInfo.caption), for a result that came without it."""
+    if fitted_on is None or fitted_on >= total:
+        return ""
+    from app.core.projections import FitInfo
+
+    return FitInfo(method, int(total), int(fitted_on)).caption()
+
+
+def same_colouring(a, b) -> bool:
+    """Whether two colourings draw every point alike (same groups, colours and legend)."""
+    if a is None or b is None:
+        return False
+    return (a.legend == b.legend and [c.rgba() for c in a.colors] == [c.rgba() for c in b.colors]
+            and np.array_equal(a.groups, b.groups))
 
 
 def colour_key_html(colouring) -> str:
