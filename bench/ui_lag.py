@@ -15,9 +15,11 @@ One window session, offscreen, as the app starts (projection process spawned and
    the time from the training thread's end to the UMAP panel painted (a synchronous repaint on
    the projectionFinished signal).
 
-    python bench/ui_lag.py [--epochs 8] [--quick]
+    python bench/ui_lag.py [--epochs 8] [--quick] [--trace-stalls 30]
 
-Prints a table and, last, one line of JSON with the figures.
+--trace-stalls MS starts a watchdog thread (StallTracer) that samples the GUI thread's Python stack
+whenever the heartbeat is more than MS late and prints the stacks of the worst stalls: how the
+358 ms stall of issue 12 was found. Prints a table and, last, one line of JSON with the figures.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
+import traceback
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,6 +39,91 @@ from bench import gui_common as gc  # noqa: E402  (sets QT_QPA_PLATFORM=offscree
 from bench.common import MNIST_DIR, machine_line, print_table  # noqa: E402
 
 FIRST_EPOCH_DRAWN_S = 0.3   # the loss view redraws within 0.1 s, the traversal grid within 0.15 s
+
+
+class StallTracer:
+    """A watchdog thread: while the heartbeat's last tick is more than `threshold_ms` old, it samples
+    the GUI thread's stack every 2 ms (sys._current_frames). Each stall keeps its samples; `report`
+    prints the innermost frames seen most often in the worst ones. A C call that holds the GIL delays
+    the sample until it returns, so the frame shown is the Python line that made that call."""
+
+    def __init__(self, heartbeat, threshold_ms: float = 30.0):
+        self.heartbeat, self.threshold = heartbeat, threshold_ms / 1000.0
+        self.gui_thread = threading.main_thread().ident
+        self.stalls: list[dict] = []   # {"start", "ms", "samples": [stack text]}
+        self.collections: list[tuple[float, float, int, str]] = []   # (start, ms, generation, thread) of slow GCs
+        self._gc_start: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="stall-tracer", daemon=True)
+
+    def start(self) -> None:
+        import gc
+
+        gc.callbacks.append(self._on_gc)   # a collection holds the GIL: no sample can be taken meanwhile
+        self._thread.start()
+
+    def stop(self) -> None:
+        import gc
+
+        self._stop.set()
+        self._thread.join(2)
+        gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        now, me = time.perf_counter(), threading.get_ident()
+        if phase == "start":
+            self._gc_start[me] = now
+        elif me in self._gc_start:
+            ms = (now - self._gc_start.pop(me)) * 1000.0
+            if ms > 10:
+                name = "GUI" if me == self.gui_thread else threading.current_thread().name
+                self.collections.append((now - ms / 1000.0, ms, info.get("generation", -1), name))
+
+    def _watch(self) -> None:
+        current = None
+        while not self._stop.wait(0.002):
+            last = self.heartbeat._last
+            if last is None:
+                continue
+            late = time.perf_counter() - last - self.heartbeat.interval
+            if late > self.threshold:
+                frames = sys._current_frames()
+                frame = frames.get(self.gui_thread)
+                stack = "".join(traceback.format_stack(frame, limit=14)) if frame is not None else "?"
+                if current is None or current["last"] != last:
+                    current = {"last": last, "start": last, "ms": 0.0, "samples": [], "others": Counter()}
+                    self.stalls.append(current)
+                current["ms"] = late * 1000.0
+                current["samples"].append(stack)
+                # What the process's other threads run meanwhile (a worker holding the GIL stalls the window too).
+                me = threading.get_ident()
+                for ident, other in frames.items():
+                    if ident not in (self.gui_thread, me):
+                        code = other.f_code
+                        current["others"][f"{Path(code.co_filename).name}:{other.f_lineno} {code.co_name}"] += 1
+
+    def report(self, since: float | None = None, worst: int = 3) -> None:
+        """The worst stalls; `since` (a perf_counter time, e.g. training's end) dates them."""
+        print(f"stall tracer: {len(self.stalls)} stalls over {self.threshold * 1000:.0f} ms")
+        origin = since or 0.0
+        for start, ms, generation, thread in sorted(self.collections, key=lambda c: -c[1])[:8]:
+            print(f"    garbage collection of generation {generation} on the {thread} thread: {ms:.0f} ms "
+                  f"at {start - origin:+.2f} s")
+        for stall in self.stalls:   # every one, in order, with the innermost frame of the app it was in
+            app_frames = [line for line in stall["samples"][-1].splitlines() if "/app/" in line and "File" in line]
+            where = app_frames[-1].strip() if app_frames else "(outside the app's code)"
+            when = "" if since is None else f"{stall['start'] - since:+7.2f} s "
+            print(f"    {when}{stall['ms']:6.0f} ms  {where}")
+        for stall in sorted(self.stalls, key=lambda s: -s["ms"])[:worst]:
+            common = Counter(stall["samples"]).most_common(2)
+            when = "" if since is None else f" at {stall['start'] - since:+.2f} s from training's end"
+            print(f"--- stall of >= {stall['ms']:.0f} ms{when}, {len(stall['samples'])} samples; most seen stack "
+                  f"({common[0][1]} samples):")
+            print(common[0][0])
+            if len(common) > 1:
+                print(f"    next most seen ({common[1][1]} samples):\n{common[1][0]}")
+            busy = [f"{where} ({n})" for where, n in stall["others"].most_common(4)]
+            print("    other threads meanwhile: " + ("; ".join(busy) if busy else "none"))
 
 
 def child_cpu_seconds(pid: int | None) -> float | None:
@@ -68,7 +158,7 @@ def wait_for_warm_up(view, timeout_s: float) -> float:
     return time.perf_counter() - start
 
 
-def measure(epochs: int, spec: str, quick: bool) -> dict:
+def measure(epochs: int, spec: str, quick: bool, trace_ms: float | None = None) -> dict:
     window = gc.open_window(spec, warm_up_projections=not quick)
     view = next(v for v in window.views if type(v).__name__ == "ProjectionView")
     methods = ("pca",) if quick else ("pca", "umap", "tsne")
@@ -77,6 +167,7 @@ def measure(epochs: int, spec: str, quick: bool) -> dict:
         warm_s = None if quick else wait_for_warm_up(view, 400)
         warm_flag_at_start = view.runner.warm
         heartbeat = gc.Heartbeat()
+        tracer = StallTracer(heartbeat, trace_ms) if trace_ms else None
         marks: dict[str, float] = {}
         epoch_ends: list[float] = []
         finished_at: dict[str, float] = {}
@@ -97,12 +188,17 @@ def measure(epochs: int, spec: str, quick: bool) -> dict:
         if quick:
             model.hidden, model.latent_dim = (64,), 4
         heartbeat.start()
+        if tracer is not None:
+            tracer.start()
         gc.start_training(window, split, model, train)
         if not gc.wait_for(window.controller.trainingStopped, 120 * epochs + 60):
             raise SystemExit(f"training did not finish: {window.errors}")
         if not gc.wait_until(lambda: all(m in finished_at for m in methods), 900):
             raise SystemExit(f"the projections did not finish: {window.errors}; finished {sorted(finished_at)}")
         heartbeat.stop()
+        if tracer is not None:
+            tracer.stop()
+            tracer.report(marks.get("stopped"))
         warm_flag_at_end = view.runner.warm
         n_codes = len(window.state.encoded.codes)
     finally:
@@ -124,11 +220,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--quick", action="store_true",
                         help="digits, a small model, PCA only (smoke test; not a measurement)")
+    parser.add_argument("--trace-stalls", type=float, default=None, metavar="MS",
+                        help="print the GUI thread's stack during heartbeat stalls longer than MS")
     args = parser.parse_args(argv)
     spec = "digits" if args.quick else str(MNIST_DIR)
     epochs = 2 if args.quick else max(2, args.epochs)
     load_before = gc.load_text()
-    r = measure(epochs, spec, args.quick)
+    r = measure(epochs, spec, args.quick, args.trace_stalls)
     tl, pl = r["train_lag"], r["projection_lag"]
     after = r["after_stop"]
     figures = {
