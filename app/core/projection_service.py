@@ -18,7 +18,11 @@ The client has no threads. The window polls it from a QTimer::
 
 Events are small tuples:
     ("progress", job_id, fraction, text)
-    ("done", job_id, embedding (N, 2) float32, seconds, trustworthiness or NaN)
+    ("done", job_id, embedding (N, 2) float32, seconds, trustworthiness or NaN, fit info)
+where fit info is projections.FitInfo.as_dict(): {"method", "n_points", "fit_points",
+"placed_with", "caption"} (str/int); "caption" is '' unless UMAP/t-SNE was fitted on a sample
+of fit_max_points codes and placed the rest, e.g. "UMAP fitted on 20,000 of 1,000,000 codes (a
+seeded sample); the rest placed with UMAP's transform". Read it as ``event[5] if len(event) > 5``.
     ("error", job_id, one-line message)
     ("cancelled", job_id)
 Every job gets exactly one of done / error / cancelled, and progress only before it.
@@ -216,7 +220,8 @@ def _worker_main(requests, results, cancelled) -> None:
             send(("cancelled", job_id))
             return
         try:
-            embedding = projections.project(codes, method, params, progress, lambda: is_cancelled(job_id))
+            embedding, info = projections.project_with_info(codes, method, params, progress,
+                                                            lambda: is_cancelled(job_id))
         except projections.ProjectionCancelled:
             send(("cancelled", job_id))
         except ProjectionError as exc:
@@ -229,7 +234,8 @@ def _worker_main(requests, results, cancelled) -> None:
             send(("error", job_id, f"{label} failed: {type(exc).__name__}: {exc}".splitlines()[0]))
         else:
             seconds = time.perf_counter() - start
-            send(("done", job_id, embedding, seconds, _quality(projections, codes, embedding, params)))
+            send(("done", job_id, embedding, seconds, _quality(projections, codes, embedding, params),
+                  info.as_dict()))
 
     try:
         send(("ready", os.getpid(), qt, cache))

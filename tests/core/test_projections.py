@@ -24,8 +24,12 @@ from app.core.projections import (
     ALL_METHODS,
     METHODS,
     ProjectionCancelled,
+    FitInfo,
     check_codes,
+    fit_sample,
+    fit_sample_size,
     project,
+    project_with_info,
     resolve_params,
     trustworthiness,
 )
@@ -231,6 +235,13 @@ def test_check_codes_reports_infinite_values():
         (np.arange(8).reshape(4, 2), "umap", {"min_dist": 2.0}, "min_dist must be"),
         (np.arange(8).reshape(4, 2), "tsne", {"perplexity": 0}, "perplexity must be"),
         (np.arange(8).reshape(4, 2), "tsne", {"n_jobs": 0}, "n_jobs"),
+        (np.arange(8).reshape(4, 2), "umap", {"fit_max_points": 100}, "fit_max_points must be a whole number of at least 500"),
+        (np.arange(8).reshape(4, 2), "tsne", {"fit_max_points": 2.5e4}, "fit_max_points must be"),
+        (np.arange(1000 * 4).reshape(1000, 4), "umap", {"n_neighbors": 600, "fit_max_points": 500},
+         r"n_neighbors=600 needs more than 600 codes in its fit sample \(fit_max_points=500\), got 500; "
+         "lower n_neighbors to at most 499 or raise fit_max_points"),
+        (np.arange(1000 * 4).reshape(1000, 4), "tsne", {"perplexity": 200, "fit_max_points": 500},
+         "in its fit sample.*lower the perplexity to at most 166 or raise fit_max_points"),
     ],
 )
 def test_check_codes_messages(codes, method, params, pattern):
@@ -275,8 +286,10 @@ def test_service_pca_done_event(service):
     job = service.submit(codes, "pca")
     events = wait_for(service, job, finished)
     assert events[0][0] == "progress" and events[0][2] == 0.0
-    kind, job_id, embedding, seconds, trust = events[-1]
+    kind, job_id, embedding, seconds, trust, info = events[-1]
     assert (kind, job_id) == ("done", job)
+    # How many codes the map was fitted on travels with it (all of them here: no caption).
+    assert info == {"method": "pca", "n_points": 300, "fit_points": 300, "placed_with": "", "caption": ""}
     assert isinstance(embedding, np.ndarray) and embedding.shape == (300, 2) and embedding.dtype == np.float32
     assert isinstance(seconds, float) and seconds >= 0
     np.testing.assert_allclose(embedding, project(codes, "pca"), rtol=1e-4, atol=1e-4)
@@ -472,3 +485,98 @@ def test_numba_caching_is_switched_on_once_per_function():
     parallel = layouts._nb_optimize_layout_euclidean_single_epoch_parallel
     assert not isinstance(serial._cache, NullCache) and isinstance(parallel._cache, NullCache)
     assert isinstance(layouts.clip, Dispatcher) and not isinstance(layouts.clip._cache, NullCache)
+
+
+# ----------------------------------------------------------------------------------------------
+# Large inputs: UMAP and t-SNE fitted on a seeded sample, the rest placed into it (issue 14)
+# ----------------------------------------------------------------------------------------------
+
+
+def blobs(n: int, n_classes: int = 5, dims: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` codes in ``n_classes`` well separated Gaussian blobs, with their labels."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=8.0, size=(n_classes, dims))
+    labels = rng.integers(0, n_classes, n)
+    return (centers[labels] + rng.normal(size=(n, dims))).astype(np.float32), labels
+
+
+def test_fit_sample_size_and_the_seeded_sample():
+    assert resolve_params("umap")["fit_max_points"] == 20_000
+    assert fit_sample_size("umap", 1_000_000) == 20_000
+    assert fit_sample_size("tsne", 1_000_000, {"fit_max_points": 5000}) == 5000
+    assert fit_sample_size("tsne", 300) == 300
+    assert fit_sample_size("pca", 1_000_000) == 1_000_000   # PCA always uses every code
+    assert fit_sample_size("tsne-sklearn", 1_000_000) == 1_000_000
+    params = resolve_params("umap", {"fit_max_points": 2000, "seed": 4})
+    assert fit_sample(2000, params) is None
+    sample = fit_sample(50_000, params)
+    assert len(sample) == 2000 and len(np.unique(sample)) == 2000 and (np.diff(sample) > 0).all()
+    np.testing.assert_array_equal(sample, fit_sample(50_000, params))      # seeded: repeats
+    assert not np.array_equal(sample, fit_sample(50_000, {**params, "seed": 5}))
+    info = FitInfo("umap", 1_000_000, 20_000)
+    assert info.sampled and info.caption() == (
+        "UMAP fitted on 20,000 of 1,000,000 codes (a seeded sample); the rest placed with UMAP's transform")
+    assert FitInfo("tsne", 300, 300).caption() == "" and FitInfo("tsne", 300, 300).placed_with == ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["umap", "tsne"])
+def test_large_input_is_fitted_on_a_sample_and_the_rest_placed(method):
+    n, cap = 50_000, 2000
+    codes, labels = blobs(n)
+    params = {"seed": 3, "fit_max_points": cap}
+    texts: list[str] = []
+    embedding, info = project_with_info(codes, method, params, progress=lambda f, t: texts.append(t))
+    assert embedding.shape == (n, 2) and embedding.dtype == np.float32 and np.isfinite(embedding).all()
+    assert (info.n_points, info.fit_points, info.sampled) == (n, cap, True)
+    assert f"fitted on 2,000 of 50,000 codes" in info.caption()
+    assert any("placing the other 48,000 codes" in t for t in texts)
+
+    # The sampled codes are exactly where a direct fit on the sample puts them.
+    sample = fit_sample(n, resolve_params(method, params))
+    np.testing.assert_array_equal(embedding[sample], project(codes[sample], method, params))
+    # The placed codes land in their own cluster: their 5 nearest fitted codes in the map agree.
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rest = np.setdiff1d(np.arange(n), sample)
+    agreement = KNeighborsClassifier(5).fit(embedding[sample], labels[sample]).score(embedding[rest], labels[rest])
+    assert agreement > 0.98
+
+
+@pytest.mark.parametrize("method", ["umap", "tsne"])
+def test_cancelling_while_placing_the_rest(method):
+    codes, _ = blobs(20_000)
+    placing = {"seen": 0}
+
+    def progress(fraction: float, text: str) -> None:
+        if "placing" in text:
+            placing["seen"] += 1
+
+    def should_stop() -> bool:
+        return placing["seen"] > 0
+
+    start = time.perf_counter()
+    with pytest.raises(ProjectionCancelled):
+        project(codes, method, {"seed": 0, "fit_max_points": 500}, progress=progress, should_stop=should_stop)
+    assert placing["seen"] == 1   # stopped at the first check after placing began
+    assert time.perf_counter() - start < 300
+
+
+def test_below_the_fit_cap_nothing_changes():
+    codes, _ = clusters(n_per=200)
+    for method in ("umap", "tsne"):
+        default, info = project_with_info(codes, method, {"seed": 2})
+        capped = project(codes, method, {"seed": 2, "fit_max_points": len(codes)})
+        np.testing.assert_array_equal(default, capped)
+        assert info == FitInfo(method, 600, 600) and info.caption() == ""
+
+
+def test_service_done_event_says_the_map_was_fitted_on_a_sample(service):
+    codes, _ = blobs(3000)
+    job = service.submit(codes, "tsne", {"seed": 0, "fit_max_points": 500, "perplexity": 10})
+    event = wait_for(service, job, finished, timeout=300)[-1]
+    assert event[0] == "done" and event[2].shape == (3000, 2)
+    info = event[5]
+    assert (info["n_points"], info["fit_points"], info["method"]) == (3000, 500, "tsne")
+    assert info["caption"] == ("t-SNE fitted on 500 of 3,000 codes (a seeded sample); the rest placed with "
+                               "openTSNE's prepare_partial + optimize")
