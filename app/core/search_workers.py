@@ -3,9 +3,10 @@
 The supervisor (the `search` command's process, or a process the window starts) spawns the
 workers, polls the journal for progress, enforces the timeout, turns Ctrl+C or a cancel into a
 clean stop, and notices workers that died (the trial they held is recorded failed with the exit
-code). Each worker asks for a trial under a file lock, trains it as a normal run directory and
-tells Optuna the outcome. A worker stops its trial between two steps when the supervisor cancels
-or disappears (killed), so no trial keeps running on its own.
+code). Each worker asks for a trial under a file lock, trains it and tells Optuna the outcome.
+A trial is the core training session (app/core/training_run.py, the one `main.py train` and the
+window use) writing a normal run directory. A worker stops its trial between two steps when the
+supervisor cancels or disappears (killed), so no trial keeps running on its own.
 """
 
 from __future__ import annotations
@@ -63,45 +64,52 @@ def objective_value(spec: SearchSpec, prepared) -> float:
     return float("nan") if auc is None else float(np.float64(auc))
 
 
-def _train_trial(spec: SearchSpec, trial, prepared, train_cfg, run_dir: Path, control, cancelled) -> TrialOutcome:
-    from app.core.checkpoint import epoch_row, save_run
-    from app.core.session import data_info
-    from app.core.trainer import EpochResult, TrainFinished
+def _train_trial(spec: SearchSpec, trial, session, cancelled) -> TrialOutcome:
+    """The trial's TrainingRun (the CLI's and the window's training session) to its end, its
+    validation loss reported to the pruner after each epoch; a trial the pruner stops is stopped
+    through the session's control (before its next step) and saved like any run, marked pruned."""
+    from app.core.training_run import Epoch, Finished, TrainingWarning
 
+    session.summary_extra["search_trial"] = trial.number
     pruned_at = finished = None
-    for event in prepared.trainer.run(control):
-        if isinstance(event, EpochResult):
-            value = event.val_loss if event.val_loss is not None else event.train_loss
+    warnings: list[str] = []
+    for event in session.events():
+        if isinstance(event, Epoch):
+            result = event.result
+            value = result.val_loss if result.val_loss is not None else result.train_loss
             if math.isfinite(value):
-                trial.report(value, event.epoch)
+                trial.report(value, result.epoch)
             if pruned_at is None and trial.should_prune():
-                pruned_at = event.epoch
-                control.stop()   # the trainer stops before its next step
-        elif isinstance(event, TrainFinished):
+                pruned_at = result.epoch
+                session.summary_extra["finished"] = "pruned"
+                session.control.stop()
+        elif isinstance(event, TrainingWarning):
+            warnings.append(event.text)
+        elif isinstance(event, Finished):
             finished = event
-    history = prepared.trainer.history
-    metrics = {**(epoch_row(history[-1]) if history else {}), "search_trial": trial.number,
-               "finished": "pruned" if pruned_at else finished.reason}
-    save_run(run_dir, prepared.model, data_cfg=spec.data, train_cfg=train_cfg, modality=prepared.data.modality,
-             data_info=data_info(prepared.data), history=history, metrics=metrics,
-             training_state=prepared.trainer.training_state())
+    if warnings:
+        trial.set_user_attr("warnings", warnings[:10])
+    if finished.save_error is not None:
+        return TrialOutcome("fail", None, f"the trial's run directory could not be saved: {finished.save_error}")
     if pruned_at:
         return TrialOutcome("pruned", None, f"pruned after epoch {pruned_at}: its validation loss was behind the others")
     if cancelled():
         return TrialOutcome("fail", None, "cancelled: the search was stopped while this trial ran", counted=False)
     if not finished.ok:
         return TrialOutcome("fail", None, finished.message)
-    value = objective_value(spec, prepared)
+    value = objective_value(spec, session)
     if value is None or not math.isfinite(value):
         return TrialOutcome("fail", None, f"the objective {spec.objective} could not be computed for this model "
                                           f"(got {value}); check the data has what it needs")
     return TrialOutcome("complete", float(value), finished.message)
 
 
-def run_trial(out: Path, spec: SearchSpec, space, trial, data_cache: dict, control, cancelled) -> TrialOutcome:
-    """Settings from the sampler, a normal training run saved in trials/trial-NNNN, the objective."""
+def run_trial(out: Path, spec: SearchSpec, space, trial, data_cache: dict, current: list, cancelled) -> TrialOutcome:
+    """Settings from the sampler, then a TrainingRun written into trials/trial-NNNN (a normal run
+    directory, followed live by the window like any run), then the objective. `current[0]` gets
+    the session's control, which the watcher thread stops on a cancel."""
     from app.core.search_space import apply_settings, suggest
-    from app.core.session import prepare_training
+    from app.core.training_run import TrainingRun
 
     run_dir = out / TRIALS_DIR / f"trial-{trial.number:04d}"
     trial.set_user_attr("run_dir", str(run_dir.relative_to(out)))
@@ -111,15 +119,21 @@ def run_trial(out: Path, spec: SearchSpec, space, trial, data_cache: dict, contr
         if "data" not in data_cache:
             from app.core.data import load_dataset
             data_cache["data"] = load_dataset(spec.data)
-        prepared = prepare_training(spec.data, model_cfg, train_cfg, data=data_cache["data"])
+        session = TrainingRun(spec.data, model_cfg, train_cfg, data=data_cache["data"], out=run_dir)
     except LatentExplorerError as exc:
         return TrialOutcome("fail", None, f"refused: {exc}")
+    # No autosaves: a trial interrupted by a crash runs again from its start on resume, so they
+    # would never be read (the live checkpoints in the run directory still let the window follow it).
+    session.autosave_dir = None
+    current[0] = session.control
     try:
-        return _train_trial(spec, trial, prepared, train_cfg, run_dir, control, cancelled)
+        return _train_trial(spec, trial, session, cancelled)
     except LatentExplorerError as exc:
         return TrialOutcome("fail", None, str(exc))
     except Exception as exc:  # noqa: BLE001 - OOM, a model bug: recorded for this trial, the search goes on
         return TrialOutcome("fail", None, f"{type(exc).__name__}: {str(exc)[:300]}")
+    finally:
+        current[0] = None
 
 
 def tell(study, trial, outcome: TrialOutcome) -> None:
@@ -154,8 +168,6 @@ def _watch(stop_new, cancel, current: list, done: threading.Event) -> None:
 def worker_main(out: str, index: int, stop_new, cancel, threads: int) -> None:
     from optuna.storages.journal import JournalFileOpenLock
 
-    from app.core.trainer import TrainControl
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl+C reaches the supervisor, which cancels cleanly
     import torch
     torch.set_num_threads(threads)
@@ -180,10 +192,8 @@ def worker_main(out: str, index: int, stop_new, cancel, threads: int) -> None:
                 trial.set_user_attr("worker_pid", os.getpid())
             finally:
                 lock.release()
-            current[0] = TrainControl()
-            outcome = run_trial(out_path, spec, space, trial, data_cache, current[0], cancel.is_set)
+            outcome = run_trial(out_path, spec, space, trial, data_cache, current, cancel.is_set)
             tell(study, trial, outcome)
-            current[0] = None
     finally:
         done.set()
 

@@ -109,6 +109,9 @@ class TrainingRun:
         self._pending: list[TrainingEvent] = []
         self._collapse_warned = False
         self.live = None            # a LiveWriter while training into `out` (app/core/live_writer.py)
+        # Added to the metrics summary model.json keeps: a search trial's number and its outcome
+        # ("finished": "pruned" for a trial the pruner stopped through `control`).
+        self.summary_extra: dict = {}
 
     def write_to(self, out: str | Path, autosave_dir: str | Path | None = None) -> None:
         """Save into `out` at the end (autosaves into out/autosave unless autosave_dir is given)."""
@@ -133,8 +136,8 @@ class TrainingRun:
         return self.earlier_history + metrics_rows(self.trainer.history)
 
     def metrics(self) -> dict:
-        return training_summary(self.history, self.trainer.best_epoch,
-                                self.finished.reason if self.finished is not None else None)
+        return {**training_summary(self.history, self.trainer.best_epoch,
+                                   self.finished.reason if self.finished is not None else None), **self.summary_extra}
 
     @property
     def run(self) -> Run:

@@ -2,18 +2,28 @@
 
 Opens the real window offscreen on the built-in digits, trains a VAE, waits for the PCA, UMAP and
 t-SNE maps, hovers a sample, moves a latent slider, and writes one PNG per view:
-overview.png, training.png, projections.png, reconstructions.png, traversal.png, analysis.png.
+overview.png, training.png, projections.png, reconstructions.png, traversal.png, analysis.png;
+then runs a small hyperparameter search from the Search dock (search.png: its trial table and
+objective-against-setting plot) and computes the Analysis "Few labels" curve (few_labels.png).
 Nothing is staged: every pixel comes from the same code paths a user drives.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 TOUR_EPOCHS = 40
+# The search and the few-label curve are kept small: the tour runs in CI on 2 cores.
+SEARCH_SPACE = "lr = { low = 5e-4, high = 5e-3, log = true }\nlatent_dim = [4, 8, 16]\n"
+SEARCH_TRIALS = 8
+SEARCH_EPOCHS = 4           # per trial; the Hyperband pruner stops the worst after an epoch or two
+FEW_LABELS_SIZES = "5,20,100"   # digits has about 140 training samples per class; each draw fine-tunes the encoder once
+FEW_LABELS_DRAWS = 3
 WINDOW_SIZE = "1440x900"   # a laptop screen; the README's screenshots are taken at this size
 
 
@@ -151,10 +161,69 @@ def _photograph(app, window, out: Path) -> list[Path]:
     geometry["views"].update(layout_geometry(window))
     docks["AnalysisView"].grab().save(str(out / "analysis.png"))
     written.append(out / "analysis.png")
+    search_folder = Path(tempfile.mkdtemp(prefix="tour-")) / "digits-search"
+    try:
+        written += _photograph_search_and_few_labels(app, window, out, search_folder, geometry)
+    finally:
+        shutil.rmtree(search_folder.parent, ignore_errors=True)
     docks["ProjectionView"].raise_()
     (out / "geometry.json").write_text(json.dumps(geometry, indent=1) + "\n")
     written.append(out / "geometry.json")
     return written
+
+
+def _photograph_search_and_few_labels(app, window, out: Path, folder: Path, geometry: dict) -> list[Path]:
+    """Start a small search from the Search dock as a user would (the trials' epochs set in the
+    training form, the dock's space, method and trial count, Start), photograph its table and plot
+    when it ends; then compute the Few labels curve of the tour's model and photograph it. One after
+    the other: on 2 cores the trials and the fine-tuning slowed each other several-fold."""
+    from PySide6.QtCore import Qt
+
+    from app.core.search import best_row
+
+    docks = window.docks
+    search = docks["SearchView"].widget()
+    window.training_panel.train_form.widgets["epochs"].setValue(SEARCH_EPOCHS)
+    search.space_edit.setPlainText(SEARCH_SPACE)
+    search.method_box.setCurrentText("bayes")
+    search.trials_box.setValue(SEARCH_TRIALS)
+    search.jobs_box.setValue(1)
+    search.folder_edit.setText(str(folder))
+    docks["SearchView"].raise_()
+    started = time.monotonic()
+    if not search.start():
+        raise RuntimeError(f"tour: the search did not start: {search.status.text()}")
+    _wait(app, lambda: search.process is None, 600, "the search")
+    print(f"tour: search of {SEARCH_TRIALS} trials in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    search.poll()
+    if not any(r["state"] == "complete" for r in search.rows):
+        raise RuntimeError(f"tour: the search finished no trial: {search.status.text()}")
+    best = best_row(search.rows, search.spec.direction)
+    table_row = next(i for i in range(search.table.rowCount())
+                     if search.table.item(i, 0).data(Qt.UserRole) == best["trial"])
+    search.table.selectRow(table_row)   # the row "Open this trial" would load
+    _settle(app, 0.5)
+    _hide_stray_tab_bars(window)
+    geometry["views"].update(layout_geometry(window))
+    docks["SearchView"].grab().save(str(out / "search.png"))
+
+    analysis = docks["AnalysisView"].widget()
+    tab = analysis.few_labels_tab
+    docks["AnalysisView"].raise_()
+    analysis.setCurrentWidget(tab)
+    tab.sizes_edit.setText(FEW_LABELS_SIZES)
+    tab.draws_box.setValue(FEW_LABELS_DRAWS)
+    started = time.monotonic()
+    tab.compute()
+    _wait(app, lambda: not tab.running, 600, "the few-label curve")
+    print(f"tour: few-label curve in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    if tab.result is None:
+        raise RuntimeError("tour: the few-label curve was not computed; see the messages above")
+    _settle(app, 0.5)
+    _hide_stray_tab_bars(window)
+    geometry["views"].update(layout_geometry(window))
+    docks["AnalysisView"].grab().save(str(out / "few_labels.png"))
+    return [out / "search.png", out / "few_labels.png"]
 
 
 def _view_box(plot_item) -> list[int]:
@@ -203,6 +272,13 @@ def layout_geometry(window) -> dict:
             found["pca_error_plot"] = _view_box(view.pca_tab.plot)
             found["pca_error_labels"] = {a: _labels(view.pca_tab.plot.getAxis(a)) for a in ("bottom", "left")}
             found["pca_error_titles_fit"] = _titles_fit(view.pca_tab.plot)
+        elif type(view).__name__ == "AnalysisView" and view.few_labels_tab.isVisible():
+            found["few_labels_plot"] = _view_box(view.few_labels_tab.plot.getPlotItem())
+            found["few_labels_titles_fit"] = _titles_fit(view.few_labels_tab.plot.getPlotItem())
+        elif type(view).__name__ == "SearchView" and view.isVisible():
+            found["search_table"] = [view.table.viewport().width(), view.table.viewport().height()]
+            found["search_plot"] = _view_box(view.plot.getPlotItem())
+            found["search_plot_titles_fit"] = _titles_fit(view.plot.getPlotItem())
     return found
 
 

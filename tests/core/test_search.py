@@ -40,9 +40,14 @@ def test_grid_of_four_finishes_with_a_table_and_records_pruned_trials(tmp_path):
     assert pruned, rows
     assert all(r["epochs"] < 3 and r["message"].startswith("pruned after epoch") for r in pruned)
     assert result.best["lr"] in (3e-3, 1e-2) and result.best["value"] > 0
-    for r in rows:   # every trial is a normal run directory
-        run = load_run(tmp_path / "s" / r["run_dir"])
+    for r in rows:   # every trial is a normal run directory, written by the core training session
+        run_dir = tmp_path / "s" / r["run_dir"]
+        run = load_run(run_dir)
         assert run.meta["metrics"]["search_trial"] == r["trial"]
+        assert run.meta["metrics"]["finished"] == ("pruned" if r["state"] == "pruned" else "completed")
+        assert len(run.history) == r["epochs"]
+        assert json.loads((run_dir / "status.json").read_text())["state"] == "finished"   # followable live
+        assert not (run_dir / "autosave").exists()   # a killed trial runs again from its start
     header = (tmp_path / "s" / "results.csv").read_text().splitlines()[0]
     assert header.startswith("trial,state,value,seconds,epochs,lr")
 
