@@ -122,6 +122,15 @@ class StallTracer:
             print(common[0][0])
             if len(common) > 1:
                 print(f"    next most seen ({common[1][1]} samples):\n{common[1][0]}")
+            # The innermost frame of every sample: a stall spread over many small calls (a
+            # repaint) shows here when no single stack dominates.
+            leaves = Counter()
+            for sample in stall["samples"]:
+                frames = [line.strip().replace(str(Path(__file__).resolve().parents[1]) + "/", "").replace("File ", "")
+                          for line in sample.splitlines() if line.lstrip().startswith("File")]
+                leaves[" <- ".join(reversed(frames[-2:]))] += 1
+            for leaf, n in leaves.most_common(6):
+                print(f"    {n:3d} x ...{leaf}")
             busy = [f"{where} ({n})" for where, n in stall["others"].most_common(4)]
             print("    other threads meanwhile: " + ("; ".join(busy) if busy else "none"))
 

@@ -276,6 +276,20 @@ def test_trustworthiness_subsamples_large_sets_and_checks_inputs():
         trustworthiness(codes[:6], codes[:5, :2])
 
 
+@pytest.mark.parametrize("n, dims, k", [(300, 10, 5), (1000, 20, 5), (120, 3, 12)])
+def test_trustworthiness_equals_scikit_learns(n, dims, k):
+    """Ours counts ranks instead of sorting; the value must be scikit-learn's, on clustered codes
+    and maps good and bad."""
+    from sklearn.manifold import trustworthiness as sklearn_trustworthiness
+
+    codes, _ = blobs(n, dims=dims, seed=n)
+    rng = np.random.default_rng(k)
+    for embedding in (codes[:, :2], codes[:, :2] + rng.normal(scale=3.0, size=(n, 2)), rng.normal(size=(n, 2))):
+        ours = trustworthiness(codes, embedding, n_neighbors=k, max_points=n)
+        reference = sklearn_trustworthiness(codes.astype(np.float64), embedding.astype(np.float64), n_neighbors=k)
+        assert ours == pytest.approx(reference, abs=1e-12)
+
+
 # ----------------------------------------------------------------------------------------------
 # The projection process
 # ----------------------------------------------------------------------------------------------
