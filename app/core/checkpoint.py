@@ -35,15 +35,12 @@ from app.core.config import DataConfig, ModelConfig, TrainConfig, from_dict, to_
 from app.core.errors import CheckpointError, LatentExplorerError
 from app.core.models import build_model
 from app.core.models.base import Autoencoder
-from app.core.run import Run
+from app.core.run import MAX_JSON_BYTES, META, METRICS, Run  # noqa: F401 - re-exported
 
 FORMAT = "latent-explorer-run"
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
-META = "model.json"
-METRICS = "metrics.csv"
 PREVIOUS_WEIGHTS = ".model.safetensors.previous"   # the last finished weights while a save is under way
-MAX_JSON_BYTES = 4 * 1024 * 1024
 MAX_INPUT_ELEMENTS = 64 * 1024 * 1024    # 64 M values per sample is far past any real image or row
 
 

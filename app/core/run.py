@@ -19,6 +19,12 @@ from typing import TYPE_CHECKING
 
 from app.core.config import DataConfig, ModelConfig, TrainConfig
 
+# The run directory's file names (docs/DESIGN.md, "The run directory contract"), here rather than in
+# app.core.checkpoint so the window can recognise and follow a run without importing torch.
+META = "model.json"
+METRICS = "metrics.csv"
+MAX_JSON_BYTES = 4 * 1024 * 1024   # a model.json larger than this is refused unread
+
 if TYPE_CHECKING:  # torch-backed: the window names this type before torch has loaded
     from app.core.data.dataset import Dataset
     from app.core.models.base import Autoencoder

@@ -21,9 +21,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.checkpoint import META, METRICS, MAX_JSON_BYTES, load_run
 from app.core.errors import CheckpointError
-from app.core.run import Run
+from app.core.run import MAX_JSON_BYTES, META, METRICS, Run
 from app.core.run_status import read_status, writer_alive
 
 FOLLOW_STATES = ("live", "finished", "failed", "writer_gone", "unknown")
@@ -135,6 +134,7 @@ class RunFollower:
         sha = self._model_sha()
         if sha is None or sha == self.known_sha256:
             return None
+        from app.core.checkpoint import load_run   # torch: only once there is a checkpoint to read
         try:
             run = load_run(self.path)
         except CheckpointError:

@@ -19,11 +19,13 @@ TIP_NO_RUN = "Open a run directory first (File > Open run…); this continues it
 
 def resumable_run(window) -> Path | None:
     """The run directory of the window's current model, when it can be continued exactly."""
-    from app.core.training_state import has_training_state
-
     record = window.app.record
     path = getattr(record, "path", None)
-    return Path(path) if path is not None and has_training_state(path) else None
+    if path is None:   # nothing opened (the window's start-up): no need to load torch to say so
+        return None
+    from app.core.training_state import has_training_state
+
+    return Path(path) if has_training_state(path) else None
 
 
 def continue_run(window, run_dir: str | Path, epochs: int) -> bool:

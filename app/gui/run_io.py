@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-META = "model.json"   # app.core.checkpoint.META, without importing torch to recognise a run folder
+from app.core.run import META   # torch-free: recognising a run folder must not load torch
 
 
 def is_run_dir(path: str | Path) -> bool:

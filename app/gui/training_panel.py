@@ -195,7 +195,7 @@ class TrainingPanel(QWidget):
         self.error_label.setVisible(bool(message))
         warnings = []
         if message is None and self._data_shape is not None:
-            from app.core.models import model_warnings
+            from app.core.model_warnings import model_warnings
             warnings = model_warnings(self.model_form.values(), self._data_shape)
         self.warning_label.setText("\n".join(f"Note: {w}" for w in warnings))
         self.warning_label.setVisible(bool(warnings))

@@ -23,6 +23,7 @@ from app.core.models.mlp import (VAE, ContractiveAutoencoder, DenoisingAutoencod
                                  SparseAutoencoder)
 from app.core.models.rnn import RecurrentAutoencoder
 from app.core.models.tcvae import BetaTCVAE
+from app.core.model_warnings import REGULARISED_ELSEWHERE, model_warnings  # noqa: F401 - torch-free, re-exported
 
 __all__ = ["build_model", "model_warnings", "count_parameters", "MODEL_KINDS_HELP", "MODEL_CLASSES",
            "MAX_PARAMETERS", "Autoencoder", "ModelOutput", "StepSettings", "NonFiniteLoss"]
@@ -47,7 +48,6 @@ assert set(MODEL_KINDS_HELP) == set(MODEL_KINDS)
 
 MODALITIES = ("image", "sequence", "tabular")
 MAX_PARAMETERS = 200_000_000
-REGULARISED_ELSEWHERE = ("sparse", "denoising", "contractive", "vae", "beta-tcvae", "conv-vae", "aae")
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -132,34 +132,3 @@ def build_model(cfg: ModelConfig, input_shape: tuple, modality: str, loss: str) 
                           f"to train); the limit is {MAX_PARAMETERS // 1_000_000} million — "
                           f"{_size_advice(cfg.kind, modality)}")
     return cls(cfg, shape, loss)
-
-
-def model_warnings(cfg: ModelConfig, input_shape: tuple) -> list[str]:
-    """Settings that build but probably do not do what the user wants; shown before training."""
-    warnings: list[str] = []
-    kind, K = cfg.kind, cfg.latent_dim
-    features = math.prod(int(s) for s in input_shape) if input_shape else 0
-    if kind not in REGULARISED_ELSEWHERE and features and K >= features:
-        warnings.append(f"latent_dim={K} >= {features} input features: an overcomplete code with no "
-                        f"regulariser will learn the identity: use sparse, denoising or contractive")
-    if kind in MLP_KINDS and cfg.hidden and K > min(cfg.hidden):
-        warnings.append(f"latent_dim={K} is wider than the narrowest hidden layer ({min(cfg.hidden)}): "
-                        f"the code cannot carry more than {min(cfg.hidden)} independent directions")
-    no_effect = {
-        "sparse": (cfg.sparsity_weight == 0, "sparsity_weight=0"),
-        "denoising": (cfg.noise_level == 0, "noise_level=0"),
-        "contractive": (cfg.contractive_weight == 0, "contractive_weight=0"),
-        "aae": (cfg.adversarial_weight == 0, "adversarial_weight=0"),
-    }
-    if kind in no_effect and no_effect[kind][0]:
-        warnings.append(f"{no_effect[kind][1]} turns {kind} into a plain ae")
-    if kind in ("vae", "conv-vae") and cfg.beta == 0:
-        warnings.append("beta=0 drops the KL term: the codes no longer follow the N(0, I) prior, so "
-                        "sampling and traversals from the prior will not decode to realistic data")
-    if kind == "contractive" and K > 64:
-        warnings.append(f"the contractive penalty costs one backward pass per latent unit: "
-                        f"latent_dim={K} will train slowly")
-    if kind == "rnn-ae" and len(input_shape) == 2 and input_shape[0] > 1000:
-        warnings.append(f"sequences of {input_shape[0]} steps make the recurrent encoder slow and its "
-                        f"gradients vanish; consider cropping or downsampling them")
-    return warnings
