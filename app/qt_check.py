@@ -4,7 +4,8 @@ On a fresh Debian/Ubuntu/Fedora machine the pip wheel of PySide6 brings Qt but n
 xcb libraries its platform plugin links against, and Qt's own message names the wrong one
 ("libxcb-cursor0 is needed" while the missing ones are others). This asks the dynamic loader
 directly: `ldd` on PySide6's platforms/libqxcb.so lists every shared library it cannot find, and
-each is mapped to its Debian/Ubuntu and Fedora package. Qt is never imported, so the check works
+each is mapped to its Debian/Ubuntu and Fedora package; the libraries Qt opens itself at run time
+(libxcb-cursor, which ldd cannot see) are tried with the loader. Qt is never imported, so the check works
 exactly when Qt itself would abort.
 
 `python -m app.qt_check` prints nothing and exits 0 when the plugin loads (or when no X11 window
@@ -60,6 +61,12 @@ PACKAGES: dict[str, tuple[str, str]] = {
 }
 
 Ldd = Callable[[str], str]   # path -> ldd's standard output
+Loadable = Callable[[str], bool]   # soname -> whether the dynamic loader can open it
+
+# Qt >= 6.5 opens these itself at run time (dlopen), so they are not in ldd's list, yet the plugin
+# aborts without them ("xcb-cursor0 or libxcb-cursor0 is needed", seen on a fresh Debian 12 machine
+# whose ldd found every link dependency).
+DLOPENED = ("libxcb-cursor.so.0",)
 
 
 def plugin_path() -> Path | None:
@@ -87,6 +94,16 @@ def missing_libraries(path: str, ldd: Ldd = run_ldd) -> list[str]:
         if "not found" in rest and name.strip() not in missing:
             missing.append(name.strip())
     return missing
+
+
+def can_load(soname: str) -> bool:
+    import ctypes
+
+    try:
+        ctypes.CDLL(soname)
+    except OSError:
+        return False
+    return True
 
 
 def install_line(missing: list[str]) -> str:
@@ -117,7 +134,8 @@ def display_expected(env: dict[str, str] | None = None) -> bool:
     return sys.platform.startswith("linux") and (not platform or platform.startswith("xcb"))
 
 
-def check(plugin: Path | None = None, ldd: Ldd = run_ldd, env: dict[str, str] | None = None) -> str | None:
+def check(plugin: Path | None = None, ldd: Ldd = run_ldd, env: dict[str, str] | None = None,
+          loadable: Loadable = can_load) -> str | None:
     """The one-line message when the X11 plugin cannot load, None when it can (or is not needed)."""
     if not display_expected(env):
         return None
@@ -128,6 +146,7 @@ def check(plugin: Path | None = None, ldd: Ldd = run_ldd, env: dict[str, str] | 
         missing = missing_libraries(str(plugin), ldd)
     except (OSError, subprocess.SubprocessError):
         return None   # no ldd (e.g. a musl system): nothing to say beyond what Qt says
+    missing += [soname for soname in DLOPENED if soname not in missing and not loadable(soname)]
     return install_line(missing) if missing else None
 
 

@@ -35,7 +35,7 @@ def test_missing_libraries_are_named_with_their_packages_on_one_line(tmp_path):
         asked.append(path)
         return LDD_MISSING
 
-    message = qt_check.check(plugin, ldd=ldd, env={})
+    message = qt_check.check(plugin, ldd=ldd, env={}, loadable=lambda _: True)
     assert asked == [str(plugin)]
     assert "\n" not in message
     assert "libxcb-icccm.so.4, libxcb-keysyms.so.1, libfancy-new.so.3" in message   # each once
@@ -47,9 +47,23 @@ def test_missing_libraries_are_named_with_their_packages_on_one_line(tmp_path):
 def test_nothing_to_say_when_every_library_is_found_or_no_x11_window_is_wanted(tmp_path):
     plugin = fake_plugin(tmp_path)
     found = "\tlibxcb.so.1 => /lib/x86_64-linux-gnu/libxcb.so.1 (0x1)\n"
-    assert qt_check.check(plugin, ldd=lambda _: found, env={}) is None
+    assert qt_check.check(plugin, ldd=lambda _: found, env={}, loadable=lambda _: True) is None
     assert qt_check.check(plugin, ldd=lambda _: LDD_MISSING, env={"QT_QPA_PLATFORM": "offscreen"}) is None
     assert qt_check.check(plugin, ldd=lambda _: LDD_MISSING, env={"QT_QPA_PLATFORM": "xcb"}) is not None
+
+
+def test_a_library_qt_opens_at_run_time_is_checked_too(tmp_path):
+    """libxcb-cursor is dlopened by Qt >= 6.5, so ldd never lists it; without it the plugin aborts."""
+    found = "\tlibxcb.so.1 => /lib/x86_64-linux-gnu/libxcb.so.1 (0x1)\n"
+    asked = []
+
+    def loadable(soname):
+        asked.append(soname)
+        return False
+
+    message = qt_check.check(fake_plugin(tmp_path), ldd=lambda _: found, env={}, loadable=loadable)
+    assert asked == ["libxcb-cursor.so.0"]
+    assert "needs libxcb-cursor.so.0" in message and "sudo apt-get install libxcb-cursor0 (Debian/Ubuntu)" in message
 
 
 def test_no_ldd_means_no_claim(tmp_path):
