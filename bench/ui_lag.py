@@ -114,7 +114,12 @@ class StallTracer:
             where = app_frames[-1].strip() if app_frames else "(outside the app's code)"
             when = "" if since is None else f"{stall['start'] - since:+7.2f} s "
             print(f"    {when}{stall['ms']:6.0f} ms  {where}")
-        for stall in sorted(self.stalls, key=lambda s: -s["ms"])[:worst]:
+        # The worst ones overall, and the worst after `since` (the projecting phase) when that differs.
+        chosen = sorted(self.stalls, key=lambda s: -s["ms"])[:worst]
+        if since is not None:
+            chosen += [s for s in sorted(self.stalls, key=lambda s: -s["ms"]) if s["start"] >= since
+                       and s not in chosen][:worst]
+        for stall in chosen:
             common = Counter(stall["samples"]).most_common(2)
             when = "" if since is None else f" at {stall['start'] - since:+.2f} s from training's end"
             print(f"--- stall of >= {stall['ms']:.0f} ms{when}, {len(stall['samples'])} samples; most seen stack "

@@ -374,6 +374,20 @@ class ProjectionView(QWidget):
         self.color_summary.setToolTip("")
         self._show_placeholder(self.state.encoded is None)
         self.runner.start()
+        self._prepare_panels(list(self.panels))
+
+    def _prepare_panels(self, methods: list[str]) -> None:
+        """Build each map's marker items and legend for the new data's colour groups ahead of its
+        first map, one panel per turn of the event loop (each ~40 ms), so neither this nor the
+        map's arrival stalls the window for long."""
+        if not methods or self.state.data is None:
+            return
+        method, rest = methods[0], methods[1:]
+        if method not in self.embeddings:
+            c = self._make_colouring()
+            self.panels[method].scatter.prepare(c.colors, c.legend)
+        if rest:
+            QTimer.singleShot(0, self, lambda: self._prepare_panels(rest))   # dropped if the view is gone
 
     def _on_snapshot_changed(self) -> None:
         self.runner.start()   # a model is being trained or was loaded: warm up now

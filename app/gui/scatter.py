@@ -390,6 +390,18 @@ class FastScatter(pg.PlotWidget):
             self._hide_density()
             self.drawing = "points"
 
+    def prepare(self, colors: list[QColor], legend: list[tuple[int, str]] | None = None) -> None:
+        """Create the marker items and the legend for these colour groups before the first map
+        arrives, legend hidden until set_points shows it. Creating them took ~40 ms of the first
+        set_points of each panel (bench/ui_lag.py --trace-stalls), a stall right when a finished
+        map is drawn; done when the data loads, it costs nothing anyone waits for."""
+        if not colors:
+            return
+        self._ensure_items(len(colors))
+        self._set_legend(legend)
+        if self._legend is not None:
+            self._legend.setVisible(False)
+
     def _ensure_items(self, n: int) -> None:
         """One marker item and one selection overlay per colour group, reused across set_points
         (creating them and their legend again cost ~40 ms of a 70,000-point update)."""
@@ -415,6 +427,8 @@ class FastScatter(pg.PlotWidget):
         if entries == self._legend_entries and (self._legend is not None) == bool(entries):
             for sample, _ in (self._legend.items if self._legend is not None else []):
                 sample.update()   # the same swatches and items, perhaps in new colours: repaint them
+            if self._legend is not None:
+                self._legend.setVisible(self._legend_visible)   # shown again after prepare() hid it
             return
         self._remove_legend()
         self._legend_entries = entries
@@ -475,7 +489,8 @@ class FastScatter(pg.PlotWidget):
             self.marker_size = max(1, int(size))
         if opacity is not None:
             self.marker_opacity = min(1.0, max(0.02, float(opacity)))
-        for g, (item, overlay) in enumerate(zip(self._group_items, self._selected_items)):
+        # Items without a colour (prepared, or kept after clear_points) get theirs in set_points.
+        for g, (item, overlay, _) in enumerate(zip(self._group_items, self._selected_items, self._colors)):
             item.setSize(self.marker_size, update=False)
             item.setBrush(self._brush(g))
             overlay.setSize(self.marker_size + 1, update=False)
