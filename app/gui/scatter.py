@@ -275,7 +275,7 @@ class _ExtentItem(pg.GraphicsObject):
         return QRectF(x0, y0, x1 - x0, y1 - y0)
 
     def paint(self, painter, option, widget=None):
-        pass
+        pass   # invisible on purpose: the item only gives the view the data's extent to range over
 
 
 def _region(view, margin: float) -> tuple[float, float, float, float]:
