@@ -137,6 +137,21 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % (2**32))
 
 
+@dataclass
+class _LoopState:
+    """What carries from one epoch of Trainer.run to the next."""
+    shuffle: torch.Generator
+    best_val: float
+    patience_left: int
+    last_good_state: dict
+    base_beta: float
+    best_state: dict | None = None
+    start_epoch: int = 0
+    step: int = 0
+    t_start: float = 0.0
+    last_report: float = 0.0
+
+
 class Trainer:
     def __init__(self, model: Autoencoder, train_x: np.ndarray, val_x: np.ndarray | None, cfg: TrainConfig,
                  report_interval_s: float = 0.1):
@@ -197,118 +212,136 @@ class Trainer:
         except Exception as exc:  # noqa: BLE001 - turned into a readable message
             yield self._failed(exc, 0)
             return
+        loop = self._start_loop(train, optimizers)
+        for epoch in range(loop.start_epoch + 1, cfg.epochs + 1):
+            trained = yield from self._train_epoch(epoch, loop, train, optimizers, control)
+            if trained is None:
+                return   # stopped, diverged or failed: _train_epoch yielded the TrainFinished
+            ended = yield from self._end_epoch(epoch, loop, val, optimizers, *trained)
+            if ended:
+                return
+        if cfg.patience > 0 and loop.best_state is not None:
+            self.model.load_state_dict(loop.best_state)
+        yield self._finish("completed", f"trained {cfg.epochs} epochs on {self.device_name}", cfg.epochs)
+
+    def _start_loop(self, train, optimizers) -> "_LoopState":
+        """Seed, shuffle generator and counters at the first epoch, or where a resumed run left off."""
+        cfg = self.cfg
         seed_everything(cfg.seed)
-        shuffle = torch.Generator(device="cpu").manual_seed(cfg.seed)
-        n = len(train)
-        steps_per_epoch = train.steps_per_epoch
-        best_val = math.inf
-        best_state = None
-        last_good_state = copy.deepcopy(self.model.state_dict())
-        patience_left = cfg.patience
-        step = 0
-        start_epoch = 0
+        loop = _LoopState(shuffle=torch.Generator(device="cpu").manual_seed(cfg.seed), best_val=math.inf,
+                          patience_left=cfg.patience, last_good_state=copy.deepcopy(self.model.state_dict()),
+                          base_beta=float(getattr(self.model.cfg, "beta", 1.0)))
         self._optimizers = optimizers
         if self.resume_state is not None:
-            start_epoch, best_val, patience_left = self._resume(self.resume_state, optimizers, shuffle)
-            step = self._resumed_steps = start_epoch * steps_per_epoch
-        t_start = time.perf_counter()
+            loop.start_epoch, loop.best_val, loop.patience_left = self._resume(self.resume_state, optimizers,
+                                                                                loop.shuffle)
+            loop.step = self._resumed_steps = loop.start_epoch * train.steps_per_epoch
+        loop.t_start = time.perf_counter()
         # The report clock runs across epochs: epochs shorter than the interval (digits) still
         # report every interval instead of never.
-        last_report = t_start - self.report_interval_s
-        base_beta = float(getattr(self.model.cfg, "beta", 1.0))
-        for epoch in range(start_epoch + 1, cfg.epochs + 1):
-            self.model.train()
-            t_epoch = time.perf_counter()
-            sums: dict[str, torch.Tensor] = {}
-            counted = 0
-            batches = train.epoch(torch.randperm(n, generator=shuffle))
-            beta = base_beta
-            for i in range(steps_per_epoch):
-                if control.paused:
-                    paused_at = time.perf_counter()
-                    control.wait_while_paused()
-                    pause_len = time.perf_counter() - paused_at
-                    t_start += pause_len
-                    t_epoch += pause_len
-                if control.stop_requested:
-                    yield self._finish("cancelled", f"stopped by the user during epoch {epoch}", epoch - 1)
-                    return
-                batch = next(batches)
-                beta = base_beta * kl_weight(cfg, epoch - 1 + i / steps_per_epoch)
-                settings = StepSettings(beta=beta, l1_weight=cfg.l1_weight, grad_clip=cfg.grad_clip)
-                try:
-                    parts = self.model.training_step(batch, optimizers, settings)
-                except NonFiniteLoss as bad:
-                    if cfg.nan_policy == "skip" and self.skipped_steps < 100:
-                        self.skipped_steps += 1
-                        for opt in optimizers:
-                            for group in opt.param_groups:
-                                group["lr"] *= 0.5
-                        continue
-                    self._restore_if_bad(last_good_state)
-                    lr = optimizers[0].param_groups[0]["lr"]
-                    yield self._finish(
-                        "diverged",
-                        f"the loss became NaN/Inf at epoch {epoch}, step {i + 1} ({bad}); training stopped and "
-                        f"the last good weights are kept. Try a lower learning rate (now {lr:g}), gradient "
-                        f"clipping, or nan_policy=skip", epoch - 1)
-                    return
-                except Exception as exc:  # noqa: BLE001 - OOM and friends become messages
-                    self._restore_if_bad(last_good_state)
-                    yield self._failed(exc, epoch - 1)
-                    return
-                for k, v in parts.items():
-                    sums[k] = sums[k] + v if k in sums else v.clone()
-                counted += 1
-                step += 1
-                now = time.perf_counter()
-                if now - last_report >= self.report_interval_s:
-                    last_report = now
-                    yield self._progress(epoch, step, i + 1, steps_per_epoch, sums, counted, now - t_start,
-                                         beta, optimizers)
-            # ---- end of epoch: validation, early stopping, snapshot --------------------------
-            if counted == 0:  # nan_policy=skip skipped every step: nothing was learned, say so
-                self._restore_if_bad(last_good_state)
+        loop.last_report = loop.t_start - self.report_interval_s
+        return loop
+
+    def _train_epoch(self, epoch: int, loop: "_LoopState", train, optimizers, control: TrainControl):
+        """One epoch's steps, yielding throttled TrainProgress. Returns (sums, counted, beta, seconds),
+        or None after yielding the TrainFinished of a stop, a divergence or a failure."""
+        cfg = self.cfg
+        steps_per_epoch = train.steps_per_epoch
+        self.model.train()
+        t_epoch = time.perf_counter()
+        sums: dict[str, torch.Tensor] = {}
+        counted = 0
+        batches = train.epoch(torch.randperm(len(train), generator=loop.shuffle))
+        beta = loop.base_beta
+        for i in range(steps_per_epoch):
+            if control.paused:
+                paused_at = time.perf_counter()
+                control.wait_while_paused()
+                pause_len = time.perf_counter() - paused_at
+                loop.t_start += pause_len
+                t_epoch += pause_len
+            if control.stop_requested:
+                yield self._finish("cancelled", f"stopped by the user during epoch {epoch}", epoch - 1)
+                return None
+            batch = next(batches)
+            beta = loop.base_beta * kl_weight(cfg, epoch - 1 + i / steps_per_epoch)
+            settings = StepSettings(beta=beta, l1_weight=cfg.l1_weight, grad_clip=cfg.grad_clip)
+            try:
+                parts = self.model.training_step(batch, optimizers, settings)
+            except NonFiniteLoss as bad:
+                if cfg.nan_policy == "skip" and self.skipped_steps < 100:
+                    self.skipped_steps += 1
+                    for opt in optimizers:
+                        for group in opt.param_groups:
+                            group["lr"] *= 0.5
+                    continue
+                self._restore_if_bad(loop.last_good_state)
+                lr = optimizers[0].param_groups[0]["lr"]
                 yield self._finish(
                     "diverged",
-                    f"every step of epoch {epoch} had a NaN/Inf loss and was skipped ({self.skipped_steps} skipped "
-                    f"in all); training stopped and the last good weights are kept. Check the data for NaN/Inf "
-                    f"values, or lower the learning rate", epoch - 1)
-                return
-            seconds = time.perf_counter() - t_epoch
-            if self.distributed is not None:   # every rank's means, averaged (app/core/distributed.py)
-                sums, counted = self.distributed.reduce_sums(sums, counted)
-            train_parts = {k: float(v) / max(counted, 1) for k, v in sums.items()}
-            val_parts = self.evaluate(val, beta=base_beta) if val is not None else None
-            if self.distributed is not None:
-                val_parts = self.distributed.agree(val_parts)
-            monitored = val_parts["total"] if val_parts is not None else train_parts.get("total", math.inf)
-            if monitored < best_val:
-                best_val = monitored
-                self.best_epoch = epoch
-                patience_left = cfg.patience
-                if cfg.patience > 0:
-                    best_state = copy.deepcopy(self.model.state_dict())
-            else:
-                patience_left -= 1
-            if self._weights_finite():
-                last_good_state = copy.deepcopy(self.model.state_dict())
-            result = EpochResult(
-                epoch=epoch, train=train_parts, val=val_parts, seconds=seconds,
-                samples_per_second=counted * cfg.batch_size / max(seconds, 1e-9), beta=beta,
-                lr=optimizers[0].param_groups[0]["lr"], skipped_steps=self.skipped_steps, best_epoch=self.best_epoch)
-            self.history.append(result)
-            self._epoch_end = (epoch, best_val, patience_left, capture_rng(), shuffle.get_state())
-            yield result
-            if cfg.patience > 0 and patience_left <= 0:
-                if best_state is not None:
-                    self.model.load_state_dict(best_state)
-                yield self._finish("early_stopped", f"validation loss did not improve for {cfg.patience} epochs; "
-                                   f"restored the best weights (epoch {self.best_epoch})", epoch)
-                return
-        if cfg.patience > 0 and best_state is not None:
-            self.model.load_state_dict(best_state)
-        yield self._finish("completed", f"trained {cfg.epochs} epochs on {self.device_name}", cfg.epochs)
+                    f"the loss became NaN/Inf at epoch {epoch}, step {i + 1} ({bad}); training stopped and "
+                    f"the last good weights are kept. Try a lower learning rate (now {lr:g}), gradient "
+                    f"clipping, or nan_policy=skip", epoch - 1)
+                return None
+            except Exception as exc:  # noqa: BLE001 - OOM and friends become messages
+                self._restore_if_bad(loop.last_good_state)
+                yield self._failed(exc, epoch - 1)
+                return None
+            for k, v in parts.items():
+                sums[k] = sums[k] + v if k in sums else v.clone()
+            counted += 1
+            loop.step += 1
+            now = time.perf_counter()
+            if now - loop.last_report >= self.report_interval_s:
+                loop.last_report = now
+                yield self._progress(epoch, loop.step, i + 1, steps_per_epoch, sums, counted, now - loop.t_start,
+                                     beta, optimizers)
+        return sums, counted, beta, time.perf_counter() - t_epoch
+
+    def _end_epoch(self, epoch: int, loop: "_LoopState", val, optimizers, sums, counted: int, beta: float,
+                   seconds: float):
+        """Validation, early stopping and the snapshots; yields the EpochResult (and a TrainFinished
+        when training ends here). Returns whether it ended."""
+        cfg = self.cfg
+        if counted == 0:  # nan_policy=skip skipped every step: nothing was learned, say so
+            self._restore_if_bad(loop.last_good_state)
+            yield self._finish(
+                "diverged",
+                f"every step of epoch {epoch} had a NaN/Inf loss and was skipped ({self.skipped_steps} skipped "
+                f"in all); training stopped and the last good weights are kept. Check the data for NaN/Inf "
+                f"values, or lower the learning rate", epoch - 1)
+            return True
+        if self.distributed is not None:   # every rank's means, averaged (app/core/distributed.py)
+            sums, counted = self.distributed.reduce_sums(sums, counted)
+        train_parts = {k: float(v) / max(counted, 1) for k, v in sums.items()}
+        val_parts = self.evaluate(val, beta=loop.base_beta) if val is not None else None
+        if self.distributed is not None:
+            val_parts = self.distributed.agree(val_parts)
+        monitored = val_parts["total"] if val_parts is not None else train_parts.get("total", math.inf)
+        if monitored < loop.best_val:
+            loop.best_val = monitored
+            self.best_epoch = epoch
+            loop.patience_left = cfg.patience
+            if cfg.patience > 0:
+                loop.best_state = copy.deepcopy(self.model.state_dict())
+        else:
+            loop.patience_left -= 1
+        if self._weights_finite():
+            loop.last_good_state = copy.deepcopy(self.model.state_dict())
+        result = EpochResult(
+            epoch=epoch, train=train_parts, val=val_parts, seconds=seconds,
+            samples_per_second=counted * cfg.batch_size / max(seconds, 1e-9), beta=beta,
+            lr=optimizers[0].param_groups[0]["lr"], skipped_steps=self.skipped_steps, best_epoch=self.best_epoch)
+        self.history.append(result)
+        self._epoch_end = (epoch, loop.best_val, loop.patience_left, capture_rng(), loop.shuffle.get_state())
+        yield result
+        if cfg.patience > 0 and loop.patience_left <= 0:
+            if loop.best_state is not None:
+                self.model.load_state_dict(loop.best_state)
+            yield self._finish("early_stopped", f"validation loss did not improve for {cfg.patience} epochs; "
+                               f"restored the best weights (epoch {self.best_epoch})", epoch)
+            return True
+        return False
 
     # ------------------------------------------------------------------------------------------
     @torch.no_grad()

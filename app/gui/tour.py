@@ -92,7 +92,9 @@ def run_tour(out_dir: str, epochs: int = TOUR_EPOCHS, size: str = WINDOW_SIZE) -
     window.resize(*window_size)
     window.show()
     state = window.state
-    _wait(app, lambda: state.data is not None, 60, "the digits data")
+    # The views are docked just after the first show and the data arrives on a worker: either may
+    # come first on a busy machine.
+    _wait(app, lambda: state.data is not None and bool(window.views), 60, "the digits data and the views")
 
     panel = window.training_panel
     model = panel.model_form.widgets
