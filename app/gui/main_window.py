@@ -18,6 +18,7 @@ from app.gui.actions import build_actions
 from app.gui.app_controller import AppController
 from app.gui.data_panel import DataPanel
 from app.gui.dialogs import WindowDialogs
+from app.gui.gui_thread_gc import collect_garbage_on_gui_thread
 from app.gui.loss_view import LossView
 from app.gui.message_log import MessageLog
 from app.gui.state import ExplorerState
@@ -45,6 +46,7 @@ class MainWindow(QMainWindow):
     def __init__(self, load_builtin: str | None = "digits", warm_up_projections: bool = True,
                  parent: QWidget | None = None):
         super().__init__(parent)
+        collect_garbage_on_gui_thread()   # never in a worker thread: app/gui/gui_thread_gc.py
         self.setWindowTitle("Latent Explorer")
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)

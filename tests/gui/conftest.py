@@ -6,6 +6,17 @@ import pytest
 from PySide6.QtCore import QCoreApplication, QSettings, QThreadPool
 
 
+@pytest.fixture(autouse=True, scope="session")
+def garbage_collected_on_the_gui_thread(qapp):
+    """As in the app: widgets a test builds on its own, once garbage, are destroyed on the GUI
+    thread, never by a collection that a worker thread happened to trigger (a deadlock inside Qt;
+    app/gui/gui_thread_gc.py)."""
+    from app.gui.gui_thread_gc import collect_garbage_on_gui_thread
+
+    collect_garbage_on_gui_thread()
+    yield
+
+
 @pytest.fixture(autouse=True)
 def isolated_settings(tmp_path, qapp):
     QCoreApplication.setOrganizationName("LatentExplorerTests")
