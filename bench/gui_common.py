@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings, Qt, QTimer  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QObject, QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.core.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
@@ -158,6 +158,25 @@ class Heartbeat:
 
     def lateness(self, start: float = -float("inf"), end: float = float("inf")) -> list[float]:
         return [late for t, late in self.ticks if start <= t <= end]
+
+
+class PaintWatcher(QObject):
+    """Records when a widget next paints, without forcing the paint: `arm(key)`, then the first
+    Paint event the widget receives stores perf_counter() under `key` in `painted`. A synchronous
+    repaint() from a benchmark would add the paint to whatever stall the window is in, which the
+    app itself never does (its paint comes in a later turn of the event loop)."""
+
+    def __init__(self, widget, painted: dict, key: str):
+        super().__init__(widget)
+        self.painted, self.key = painted, key
+        widget.installEventFilter(self)
+        widget.update()
+
+    def eventFilter(self, obj, event):  # noqa: N802 - Qt override
+        if event.type() == QEvent.Type.Paint and self.key not in self.painted:
+            self.painted[self.key] = time.perf_counter()
+            obj.removeEventFilter(self)
+        return False
 
 
 def percentile(values, q: float) -> float:
