@@ -40,6 +40,11 @@ class ProjectionPanel(QWidget):
         self.message = QLabel("")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        # Hidden, the line keeps its height: a finished map would otherwise resize its plot in the
+        # same frame as its 10,000 points are first drawn (a relayout and a full re-render).
+        policy = self.message.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.message.setSizePolicy(policy)
 
         self.menu_button = QToolButton()
         self.menu_button.setText("⋯")
