@@ -170,12 +170,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args) -> int:
     """Train through the core's training session and print its events (app/core/training_run.py)."""
-    from app.core.training_run import Finished
-
     ctx = None
     if getattr(args, "distributed", False):   # issue 14: one rank of a torchrun job (app/core/distributed.py)
         from app.core.distributed import init_from_env
         ctx = init_from_env()
+    try:
+        return _train_and_report(args, ctx)
+    finally:
+        if ctx is not None:
+            from app.core.distributed import shutdown
+            shutdown(peers_alive=ctx.peers_alive)
+
+
+def _train_and_report(args, ctx) -> int:
+    from app.core.training_run import Finished
+
     session = _prepare_train(args)
     writer = ctx is None or ctx.is_writer
     for skipped in session.data.skipped[:10] if writer else []:
