@@ -161,8 +161,8 @@ class Heartbeat:
 
 
 class PaintWatcher(QObject):
-    """Records when a widget next paints, without forcing the paint: `arm(key)`, then the first
-    Paint event the widget receives stores perf_counter() under `key` in `painted`. A synchronous
+    """Records when a widget next paints, without forcing the paint: once made, the first Paint
+    event the widget receives stores perf_counter() under `key` in `painted`. A synchronous
     repaint() from a benchmark would add the paint to whatever stall the window is in, which the
     app itself never does (its paint comes in a later turn of the event loop)."""
 

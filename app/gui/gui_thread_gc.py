@@ -7,12 +7,12 @@ reference cycle), shiboken destroys the C++ object in that worker thread. Qt's ~
 signal-slot mutex and then waits for the GIL to look for a Python override; the GUI thread, holding
 the GIL, waits for that same mutex in QObject::connect. Neither moves again, and the SIGALRM of a
 test timeout is never handled, because the GUI thread never returns to Python. Seen in this suite
-(native stacks taken with py-spy; docs/DESIGN.md "Threads and Qt objects"): the test run hung
+(native stacks taken with py-spy; docs/DESIGN.md, "Known traps on this stack"): the test run hung
 until CI's limit.
 
-So the automatic collector is switched off and a timer on the GUI thread collects each
-generation whose threshold has been crossed, as the automatic one would have; the headless CLI
-and the projection process keep CPython's normal collector. calibre's GUI has done the same for
+So the automatic collector is switched off and a timer on the GUI thread collects in steps as
+small as the automatic one takes (see GuiThreadCollector.check); the headless CLI and the
+projection process keep CPython's normal collector. calibre's GUI has done the same for
 years for the same reason (its GarbageCollector class).
 """
 

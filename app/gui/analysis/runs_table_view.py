@@ -141,7 +141,7 @@ class RunsTableView(AnalysisTab):
         """Nothing to clear: the table lists saved runs, not the window's current model."""
 
     def on_encoded(self) -> None:
-        pass
+        pass   # new codes of the window's model change none of the saved runs the table lists
 
     # --- adding runs --------------------------------------------------------------------------
     def compute(self) -> None:
